@@ -1,0 +1,3 @@
+from apishield.cli.main import main
+
+main()

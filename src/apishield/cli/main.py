@@ -1,0 +1,107 @@
+"""The ``apishield`` command line.
+
+Exit codes follow the usual convention: 0 success, 1 runtime failure,
+2 usage or configuration error. Machine-readable output goes to stdout,
+messages and progress to stderr.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from apishield import __version__
+
+__all__ = ["main"]
+
+
+class ConfigProblem(click.ClickException):
+    """A configuration error: printed with file and line, exit code 2."""
+
+    exit_code = 2
+
+    def show(self, file: object = None) -> None:
+        click.echo(self.format_message(), err=True)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="apishield")
+def main() -> None:
+    """apishield: API security controls driven by your OpenAPI document."""
+
+
+@main.command()
+@click.option(
+    "--config", "-c", "config_path", required=True, type=click.Path(dir_okay=False), help="Policy file."
+)
+@click.option(
+    "--print-openapi", is_flag=True, help="Print the effective OpenAPI document (overlays applied)."
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the effective document as JSON instead of YAML.")
+def check(config_path: str, print_openapi: bool, as_json: bool) -> None:
+    """Validate the policy and the OpenAPI document; list every problem with file and line."""
+    from apishield.config.load import ConfigError
+    from apishield.runtime import load_runtime
+
+    try:
+        runtime = load_runtime(config_path)
+    except ConfigError as exc:
+        errors = [i for i in exc.issues if i.severity == "error"]
+        raise ConfigProblem(
+            "\n".join(str(i) for i in exc.issues) + f"\n{len(errors)} error(s) in the configuration."
+        ) from None
+    for warning in runtime.warnings:
+        click.echo(str(warning), err=True)
+    if print_openapi:
+        data = runtime.api.document.data
+        if as_json:
+            import orjson
+
+            click.echo(orjson.dumps(data, option=orjson.OPT_INDENT_2).decode())
+        else:
+            import yaml
+
+            click.echo(yaml.safe_dump(data, sort_keys=False, allow_unicode=True), nl=False)
+        return
+    config = runtime.loaded.config
+    click.echo(
+        f"OK: {len(runtime.api.operations)} operations from {config.openapi} "
+        f"(OpenAPI {runtime.api.document.version}), upstream {config.upstream}",
+        err=True,
+    )
+    click.echo("pipeline: " + " → ".join(runtime.pipeline.names), err=True)
+
+
+@main.command()
+@click.option(
+    "--config", "-c", "config_path", required=True, type=click.Path(dir_okay=False), help="Policy file."
+)
+@click.option("--host", default=None, help="Listen address (default: listen.host from the policy).")
+@click.option("--port", default=None, type=int, help="Listen port (default: listen.port from the policy).")
+@click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 64), help="Worker processes.")
+def serve(config_path: str, host: str | None, port: int | None, workers: int) -> None:
+    """Run the gateway in front of the upstream named in the policy."""
+    from apishield.config.load import ConfigError, load_config
+    from apishield.proxy.server import run
+
+    try:
+        listen = load_config(config_path).config.listen
+        run(config_path, host or listen.host, port if port is not None else listen.port, workers)
+    except ConfigError as exc:
+        raise ConfigProblem(str(exc)) from None
+
+
+@main.command()
+@click.option("--port", default=8080, show_default=True, type=int, help="Gateway port.")
+@click.option("--upstream-port", default=9000, show_default=True, type=int, help="Example service port.")
+@click.option("--no-walkthrough", is_flag=True, help="Do not run the example requests at start.")
+def demo(port: int, upstream_port: int, no_walkthrough: bool) -> None:
+    """Run the example customer API behind the gateway, with a walkthrough."""
+    from apishield.demo import run_demo
+
+    sys.exit(run_demo(port, upstream_port, walkthrough=not no_walkthrough))
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

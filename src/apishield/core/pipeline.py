@@ -1,0 +1,126 @@
+"""The decision pipeline: the stages, in order, and the phases that drive them.
+
+Adapters drive an exchange through four calls, and do all the I/O between
+them::
+
+    ex = pipeline.begin(head)              # decode: request head
+    if ex.reply is None:
+        body = <read at most ex.body_limit bytes>   (or pipeline.body_too_large(ex))
+        pipeline.request_body(ex, body)    # decode: request body
+    if ex.reply is None:
+        <send ex.forward_* upstream>       (or pipeline.upstream_failed(ex, problem))
+        pipeline.upstream_response(ex, status, headers, body)
+    reply = pipeline.finish(ex)            # encode: every reply
+
+The stage list is data (:attr:`Pipeline.stages`), printed by
+``apishield check`` and used by ``explain``; a stage's position is its
+contract. Encode phases run the stages in reverse, as in Envoy.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Sequence
+
+from apishield.config.model import Config
+from apishield.core.exchange import Exchange, Headers, Reply, RequestHead
+from apishield.core.stage import Mode, Stage, problem_reply
+from apishield.core.stages.decision_log import DecisionLogStage
+from apishield.core.stages.forward import ForwardStage
+from apishield.core.stages.hygiene import HygieneStage
+from apishield.core.stages.request_validation import RequestValidationStage
+from apishield.core.stages.response_headers import ResponseHeadersStage
+from apishield.core.stages.response_validation import ResponseMode, ResponseValidationStage
+from apishield.core.stages.route import RouteStage
+from apishield.core.stages.uniform_failure import UniformFailureRule, UniformFailureStage
+from apishield.core.stages.upstream_errors import UpstreamErrorsStage
+from apishield.openapi.compile import CompiledAPI
+from apishield.problem import Problem
+
+__all__ = ["Pipeline", "build_pipeline"]
+
+
+class Pipeline:
+    def __init__(self, stages: Sequence[Stage], body_stage: RequestValidationStage | None) -> None:
+        self.stages = list(stages)
+        self._reversed = list(reversed(self.stages))
+        self._body_stage = body_stage
+
+    @property
+    def names(self) -> list[str]:
+        return [s.name for s in self.stages]
+
+    def begin(self, head: RequestHead) -> Exchange:
+        ex = Exchange(request=head, request_id=os.urandom(8).hex(), started_ns=time.perf_counter_ns())
+        for stage in self.stages:
+            stage.on_request_head(ex)
+            if ex.reply is not None:
+                break
+        return ex
+
+    def request_body(self, ex: Exchange, body: bytes) -> None:
+        ex.forward_body = body
+        for stage in self.stages:
+            stage.on_request_body(ex, body)
+            if ex.reply is not None:
+                break
+
+    def body_too_large(self, ex: Exchange) -> None:
+        if self._body_stage is not None:
+            self._body_stage.body_too_large(ex)
+
+    def upstream_response(self, ex: Exchange, status: int, headers: Headers, body: bytes) -> None:
+        ex.upstream_status = status
+        ex.reply = Reply(status=status, headers=headers, body=body, from_upstream=True)
+        for stage in self._reversed:
+            stage.on_upstream_response(ex)
+
+    def upstream_failed(self, ex: Exchange, problem: Problem) -> None:
+        ex.decide("forward", "error", problem.detail or problem.title)
+        ex.reply = problem_reply(problem, ex.request_id)
+
+    def finish(self, ex: Exchange) -> Reply:
+        for stage in self._reversed:
+            stage.on_reply(ex)
+        assert ex.reply is not None
+        return ex.reply
+
+
+def build_pipeline(config: Config, api: CompiledAPI) -> Pipeline:
+    req_modes: dict[str, Mode] = {}
+    resp_modes: dict[str, ResponseMode] = {}
+    rules: dict[str, UniformFailureRule] = {}
+    for op_id, policy in config.operations.items():
+        if policy.validation.requests is not None:
+            req_modes[op_id] = policy.validation.requests
+        if policy.validation.responses is not None:
+            resp_modes[op_id] = policy.validation.responses
+        uf = policy.uniform_failure
+        if uf is not None:
+            rules[op_id] = UniformFailureRule(
+                status=uf.status,
+                title=uf.title,
+                detail=uf.detail,
+                statuses=frozenset(s.upper() for s in uf.when_status),
+                body_pointer=uf.when_body_pointer,
+            )
+    validation = RequestValidationStage(
+        mode=config.validation.requests,
+        op_modes=req_modes,
+        reject_unknown_query=config.validation.unknown_query_params == "reject",
+        max_body_bytes=config.limits.max_body_bytes,
+        max_json_depth=config.limits.max_json_depth,
+    )
+    stages: list[Stage] = [
+        DecisionLogStage(),
+        ResponseHeadersStage(),
+        UniformFailureStage(rules),
+        HygieneStage(),
+        RouteStage(api.router),
+        validation,
+        ResponseValidationStage(config.validation.responses, resp_modes, config.limits.max_json_depth),
+        UpstreamErrorsStage(config.proxy.replace_upstream_errors),
+        ForwardStage(config.proxy.preserve_host),
+    ]
+    return Pipeline(stages, validation)

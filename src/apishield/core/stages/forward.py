@@ -1,0 +1,93 @@
+"""Preparing the upstream request: the last decode stage.
+
+The upstream receives a request rebuilt from what the gateway validated:
+
+* the target is re-encoded from the decoded path segments and query pairs,
+  so the upstream cannot read a different path or parameter than the one
+  that was checked (:mod:`apishield.core.normalize`);
+* hop-by-hop fields (RFC 9110 §7.6.1: ``Connection`` and the fields it names,
+  ``Keep-Alive``, ``Proxy-Connection``, ``TE``, ``Transfer-Encoding``,
+  ``Upgrade``, ``Proxy-Authorization``...) are removed; framing is the
+  client's business, not the caller's;
+* client-supplied ``Forwarded`` and ``X-Forwarded-*`` fields are removed and
+  set again from the connection (RFC 7239 §4): a caller must not choose the
+  IP address the upstream believes;
+* ``X-Request-Id`` carries the gateway's id for correlation.
+"""
+
+from __future__ import annotations
+
+from apishield.core.exchange import Exchange, Headers
+from apishield.core.normalize import encode_query, encode_segment
+from apishield.core.stage import Stage
+
+__all__ = ["HOP_BY_HOP", "ForwardStage", "strip_hop_by_hop"]
+
+HOP_BY_HOP = frozenset(
+    {
+        b"connection",
+        b"keep-alive",
+        b"proxy-connection",
+        b"proxy-authenticate",
+        b"proxy-authorization",
+        b"te",
+        b"trailer",
+        b"transfer-encoding",
+        b"upgrade",
+    }
+)
+_DROP_REQUEST = HOP_BY_HOP | {
+    b"content-length",
+    b"expect",
+    b"forwarded",
+    b"x-forwarded-for",
+    b"x-forwarded-host",
+    b"x-forwarded-proto",
+    b"x-forwarded-port",
+    b"x-real-ip",
+    b"x-request-id",
+}
+
+
+def strip_hop_by_hop(headers: Headers, extra: frozenset[bytes] = frozenset()) -> Headers:
+    named: set[bytes] = set()
+    for k, v in headers:
+        if k == b"connection":
+            named.update(t.strip().lower() for t in v.split(b","))
+    drop = HOP_BY_HOP | extra | named
+    return [(k, v) for k, v in headers if k not in drop]
+
+
+class ForwardStage(Stage):
+    name = "forward"
+
+    def __init__(self, preserve_host: bool) -> None:
+        self.preserve_host = preserve_host
+
+    def on_request_head(self, ex: Exchange) -> None:
+        req = ex.request
+        path = "/" + "/".join(encode_segment(s) for s in ex.segments)
+        target = path + ("?" + encode_query(ex.query_pairs) if ex.query_pairs else "")
+        ex.forward_target = target.encode("ascii")
+        drop = _DROP_REQUEST if self.preserve_host else _DROP_REQUEST | {b"host"}
+        headers = strip_hop_by_hop(req.headers, drop)
+        client_ip = req.client[0] if req.client else "unknown"
+        host = req.header(b"host") or b""
+        node = f'"[{client_ip}]"' if ":" in client_ip else client_ip
+        forwarded = f"for={node};proto={req.scheme}"
+        if host:
+            forwarded += ";host=" + _quote_token(host.decode("latin-1"))
+            headers.append((b"x-forwarded-host", host))
+        headers += [
+            (b"forwarded", forwarded.encode("latin-1")),
+            (b"x-forwarded-for", client_ip.encode("latin-1")),
+            (b"x-forwarded-proto", req.scheme.encode("latin-1")),
+            (b"x-request-id", ex.request_id.encode("ascii")),
+        ]
+        ex.forward_headers = headers
+
+
+def _quote_token(value: str) -> str:
+    if all(c.isalnum() or c in "!#$%&'*+-.^_`|~" for c in value):
+        return value
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'

@@ -1,0 +1,460 @@
+"""The gateway's upstream client: a pooled HTTP/1.1 keep-alive client built for proxying.
+
+:class:`UpstreamPool` sends one request at a time per connection and returns the whole response
+(:class:`UpstreamResponse`). The wire protocol and response parsing live in
+:mod:`apishield.proxy._h1`; this module does the request message, the pool and the retry rule.
+
+Requests (RFC 9112 §3, RFC 9110):
+
+* The request line carries an origin-form target (RFC 9112 §3.2.1), prefixed with the base URL's
+  path; targets with whitespace or control characters are rejected.
+* Header names must be tokens (RFC 9110 §5.1); values with CR, LF or NUL are rejected (RFC 9110 §5.5,
+  RFC 9112 §11.1 response splitting). Either raises :class:`ValueError` before anything is sent.
+* ``Host`` (RFC 9110 §7.2) is added from the base URL unless the caller supplies one. The client owns
+  the message framing and the connection: caller-supplied ``Content-Length``, ``Transfer-Encoding``,
+  ``Connection`` and ``Keep-Alive`` are dropped (RFC 9110 §7.6.1, RFC 9112 §11.2 request smuggling).
+* A bytes body is sent with ``Content-Length`` (RFC 9110 §8.6), omitted when empty for methods whose
+  semantics anticipate no content; an async-iterator body is sent chunked (RFC 9112 §7.1).
+
+Connections (RFC 9112 §9):
+
+* Keep-alive connections are reused most-recently-used first (RFC 9112 §9.3); at most
+  ``max_connections`` are open at once (RFC 9112 §9.4), further callers wait up to ``pool_timeout``.
+  Idle connections close after ``idle_timeout``; at most ``max_idle_connections`` stay idle.
+* ``https`` base URLs use TLS with SNI and certificate verification (RFC 9112 §9.7, RFC 9110 §4.3.4).
+* Retry (RFC 9112 §9.3.1): when a *reused* connection ends before any response byte (the upstream
+  closed it while idle), the request is sent once more on a fresh connection, only for idempotent
+  methods (RFC 9110 §9.2.2) with a bytes body. Nothing else is ever retried.
+
+Timeouts:
+
+* ``connect_timeout`` bounds TCP connect plus the TLS handshake.
+* ``read_timeout`` is a deadline for the whole response: it starts when the request has been written
+  to the connection and is *not* extended by arriving data. For streamed bodies, each wait for the
+  upstream to accept more body bytes is bounded by it as well; waiting on the caller's iterator is not.
+* ``pool_timeout`` bounds the wait for a free connection slot.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ipaddress
+import math
+import re
+import ssl
+from collections import deque
+from collections.abc import AsyncIterator
+from typing import Final, NoReturn
+from urllib.parse import urlsplit
+
+from apishield.proxy._h1 import (
+    H1Connection,
+    StaleConnectionError,
+    UpstreamConnectError,
+    UpstreamError,
+    UpstreamProtocolError,
+    UpstreamResponse,
+    UpstreamResponseTooLarge,
+    UpstreamTimeout,
+)
+
+__all__ = [
+    "UpstreamConnectError",
+    "UpstreamError",
+    "UpstreamPool",
+    "UpstreamProtocolError",
+    "UpstreamResponse",
+    "UpstreamResponseTooLarge",
+    "UpstreamTimeout",
+]
+
+_TCHAR: Final = rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]"
+_TOKEN_RE: Final = re.compile(_TCHAR + rb"+")
+# All header names joined with ":" match this exactly when every name is a non-empty token.
+_NAMES_RE: Final = re.compile(rb"(?:" + _TCHAR + rb"+(?::" + _TCHAR + rb"+)*)?")
+_BAD_TARGET_RE: Final = re.compile(rb"[\x00-\x20\x7f#]")
+_OWNED_NAMES: Final = frozenset((b"connection", b"keep-alive", b"content-length", b"transfer-encoding"))
+# Lengths of "host" and of the owned names: other names skip the lower-casing.
+_SPECIAL_LENGTHS: Final = frozenset(len(name) for name in (*_OWNED_NAMES, b"host"))
+_IDEMPOTENT: Final = frozenset(("GET", "HEAD", "OPTIONS", "PUT", "DELETE", "TRACE"))
+_NO_CONTENT_EXPECTED: Final = frozenset(("GET", "HEAD", "DELETE", "OPTIONS", "TRACE"))
+_METHOD_CACHE_SIZE: Final = 64
+
+_URL_FORBIDDEN_RE: Final = re.compile(r"[\x00-\x20\x7f]")
+_REG_NAME_RE: Final = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9_.-]*[A-Za-z0-9])?")
+_PATH_RE: Final = re.compile(r"(?:/[A-Za-z0-9\-._~!$&'()*+,;=:@%]*)*")
+
+# method -> (bytes on the wire, send "content-length: 0" when empty, retryable, is HEAD)
+_MethodInfo = tuple[bytes, bool, bool, bool]
+_methods: dict[str, _MethodInfo] = {}
+
+
+def _method_info(method: str) -> _MethodInfo:
+    info = _methods.get(method)
+    if info is not None:
+        return info
+    if not method.isascii() or _TOKEN_RE.fullmatch(method.encode("ascii")) is None:
+        raise ValueError(f"request method must be an RFC 9110 token, got {method!r}")
+    if method == "CONNECT":
+        raise ValueError("CONNECT is not supported: the upstream client sends origin-form requests only")
+    wire = method.encode("ascii")
+    info = (wire, method not in _NO_CONTENT_EXPECTED, method in _IDEMPOTENT, method == "HEAD")
+    if len(_methods) < _METHOD_CACHE_SIZE:
+        _methods[method] = info
+    return info
+
+
+def _reject_headers(headers: list[tuple[bytes, bytes]]) -> NoReturn:
+    """Slow path of the header check: name the offending field."""
+    for name, value in headers:
+        if name.lower() in _OWNED_NAMES:
+            continue
+        if _TOKEN_RE.fullmatch(name) is None:
+            raise ValueError(f"invalid request header name {name!r}: must be an RFC 9110 token")
+        if b"\r" in value or b"\n" in value or b"\x00" in value:
+            raise ValueError(f"request header {name!r} has a value containing CR, LF or NUL")
+    raise ValueError("invalid request header section")
+
+
+def _parse_base_url(base_url: str) -> tuple[bool, str, int, str, bytes]:
+    """Return (tls, host, port, authority, path prefix) of an ``http``/``https`` base URL."""
+    if _URL_FORBIDDEN_RE.search(base_url) is not None:
+        raise ValueError(f"base_url must not contain whitespace or control characters: {base_url!r}")
+    parts = urlsplit(base_url)
+    scheme = parts.scheme.lower()
+    if scheme not in ("http", "https"):
+        raise ValueError(f"base_url must be an http:// or https:// URL, got {base_url!r}")
+    if "@" in parts.netloc:
+        raise ValueError(f"base_url must not contain user information: {base_url!r}")
+    if "?" in base_url or "#" in base_url:
+        raise ValueError(f"base_url must not contain a query or a fragment: {base_url!r}")
+    host = parts.hostname
+    if not host:
+        raise ValueError(f"base_url has no host: {base_url!r}")
+    try:
+        port = parts.port
+    except ValueError as exc:
+        raise ValueError(f"base_url has an invalid port: {base_url!r}") from exc
+    tls = scheme == "https"
+    default_port = 443 if tls else 80
+    if port is None:
+        port = default_port
+    elif port == 0:
+        raise ValueError(f"base_url port must be in 1-65535: {base_url!r}")
+    if ":" in host:
+        try:
+            ipaddress.IPv6Address(host)
+        except ValueError as exc:
+            raise ValueError(f"base_url has an invalid IPv6 address: {base_url!r}") from exc
+        authority = f"[{host}]"
+    elif _REG_NAME_RE.fullmatch(host) is not None:
+        authority = host
+    else:
+        raise ValueError(f"base_url host must be an ASCII host name or IP address: {base_url!r}")
+    if port != default_port:
+        authority = f"{authority}:{port}"
+    path = parts.path.rstrip("/")
+    if _PATH_RE.fullmatch(path) is None:
+        raise ValueError(f"base_url path must be ASCII, percent-encoded: {base_url!r}")
+    return tls, host, port, authority, path.encode("ascii")
+
+
+def _positive(name: str, value: float) -> float:
+    if not (isinstance(value, int | float) and value > 0 and math.isfinite(value)):
+        raise ValueError(f"{name} must be a positive, finite number of seconds, got {value!r}")
+    return float(value)
+
+
+def _at_least(name: str, value: int, minimum: int) -> int:
+    if not isinstance(value, int) or value < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
+    return value
+
+
+class UpstreamPool:
+    """Keep-alive connections to one upstream origin; see the module documentation."""
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        connect_timeout: float = 5.0,
+        read_timeout: float = 30.0,
+        max_connections: int = 256,
+        max_idle_connections: int = 64,
+        idle_timeout: float = 60.0,
+        pool_timeout: float = 10.0,
+        ssl_context: ssl.SSLContext | None = None,
+        max_response_bytes: int = 16 * 1024 * 1024,
+        max_response_header_bytes: int = 64 * 1024,
+    ) -> None:
+        tls, self._host, self._port, self._authority, self._prefix = _parse_base_url(base_url)
+        if tls:
+            self._ssl: ssl.SSLContext | None = ssl_context or ssl.create_default_context()
+            self._server_hostname: str | None = self._host
+        elif ssl_context is not None:
+            raise ValueError("ssl_context is only used with an https:// base_url")
+        else:
+            self._ssl = None
+            self._server_hostname = None
+        self._connect_timeout = _positive("connect_timeout", connect_timeout)
+        self._read_timeout = _positive("read_timeout", read_timeout)
+        self._idle_timeout = _positive("idle_timeout", idle_timeout)
+        self._pool_timeout = _positive("pool_timeout", pool_timeout)
+        self._max_connections = _at_least("max_connections", max_connections, 1)
+        self._max_idle = _at_least("max_idle_connections", max_idle_connections, 0)
+        self._max_body = _at_least("max_response_bytes", max_response_bytes, 0)
+        self._max_head = _at_least("max_response_header_bytes", max_response_header_bytes, 1)
+        self._host_line = b"host: " + self._authority.encode("ascii") + b"\r\n"
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._idle: list[H1Connection] = []
+        self._conns: set[H1Connection] = set()
+        self._waiters: deque[asyncio.Future[H1Connection | None]] = deque()
+        self._open = 0  # slots taken: open connections plus connections being opened
+        self._closed = False
+
+    @property
+    def authority(self) -> str:
+        """``host[:port]`` for a Host header; the port is left out when it is the scheme's default."""
+        return self._authority
+
+    async def request(
+        self,
+        method: str,
+        target: bytes,
+        headers: list[tuple[bytes, bytes]],
+        body: bytes | AsyncIterator[bytes] = b"",
+    ) -> UpstreamResponse:
+        """Send one request and return the complete response.
+
+        Raises :class:`ValueError` for an invalid method, target or header (nothing is sent), and an
+        :class:`UpstreamError` subclass when the upstream exchange fails.
+        """
+        wire_method, length_if_empty, retryable, is_head = _methods.get(method) or _method_info(method)
+        if isinstance(body, bytes):
+            data = body
+            head = self._head(wire_method, target, headers, len(data), False, length_if_empty)
+            stream = None
+        else:
+            data = b""
+            head = self._head(wire_method, target, headers, 0, True, False)
+            stream = body
+        if self._closed:
+            raise UpstreamConnectError("the upstream pool is closed")
+        loop = self._loop
+        if loop is None:
+            loop = self._loop = asyncio.get_running_loop()
+
+        conn = None
+        idle = self._idle
+        if idle:
+            now = loop.time()
+            while idle:
+                candidate = idle.pop()
+                if candidate.usable(now):
+                    conn = candidate
+                    break
+                candidate.close()
+        if conn is None:
+            conn = await self._acquire(loop, fresh=False)
+        conn.mark_busy()
+        try:
+            if stream is None:
+                response = await conn.send(head, data, is_head, self._read_timeout)
+            else:
+                response = await conn.send_stream(head, stream, is_head, self._read_timeout)
+        except StaleConnectionError:
+            conn.abort()
+            if stream is not None or not retryable:
+                raise
+        except BaseException:
+            conn.abort()
+            raise
+        else:
+            self._release(conn, loop)
+            return response
+
+        # The upstream closed a kept-alive connection under us: once more, on a new connection.
+        conn = await self._acquire(loop, fresh=True)
+        conn.mark_busy()
+        try:
+            response = await conn.send(head, data, is_head, self._read_timeout)
+        except BaseException:
+            conn.abort()
+            raise
+        self._release(conn, loop)
+        return response
+
+    async def aclose(self) -> None:
+        """Close every connection (in-flight requests fail with UpstreamConnectError) and wait for it."""
+        self._closed = True
+        reason = "the upstream pool was closed"
+        while self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                waiter.set_exception(UpstreamConnectError(reason))
+        self._idle.clear()
+        conns = list(self._conns)
+        for conn in conns:
+            conn.shutdown(reason)
+        for conn in conns:
+            await conn.wait_closed()
+
+    # -- request message -----------------------------------------------------------------------------
+
+    def _head(
+        self,
+        method: bytes,
+        target: bytes,
+        headers: list[tuple[bytes, bytes]],
+        body_length: int,
+        chunked: bool,
+        length_if_empty: bool,
+    ) -> bytes:
+        if target[:1] != b"/" or _BAD_TARGET_RE.search(target) is not None:
+            raise ValueError(
+                "request target must be origin-form (RFC 9112 §3.2.1) without whitespace, "
+                f"control characters or fragment, got {target!r}"
+            )
+        parts = [method, b" ", self._prefix, target, b" HTTP/1.1\r\n"]
+        names: list[bytes] = []
+        has_host = False
+        for name, value in headers:
+            if len(name) in _SPECIAL_LENGTHS:
+                lower = name.lower()
+                if lower in _OWNED_NAMES:
+                    continue
+                if lower == b"host":
+                    if has_host:
+                        raise ValueError("more than one Host request header")
+                    has_host = True
+            names.append(name)
+            parts += (name, b": ", value, b"\r\n")
+        lines = len(names) + 2  # request line, fields, empty line
+        if not has_host:
+            parts.append(self._host_line)
+            lines += 1
+        if chunked:
+            parts.append(b"transfer-encoding: chunked\r\n")
+            lines += 1
+        elif body_length or length_if_empty:
+            parts.append(b"content-length: %d\r\n" % body_length)
+            lines += 1
+        parts.append(b"\r\n")
+        head = b"".join(parts)
+        # Method, prefix and target are validated and names must be tokens, so any extra CR, LF or
+        # NUL can only come from a field value.
+        if (
+            _NAMES_RE.fullmatch(b":".join(names)) is None
+            or head.count(b"\n") != lines
+            or head.count(b"\r") != lines
+            or b"\x00" in head
+        ):
+            _reject_headers(headers)
+        return head
+
+    # -- pool ----------------------------------------------------------------------------------------
+
+    async def _acquire(self, loop: asyncio.AbstractEventLoop, *, fresh: bool) -> H1Connection:
+        """A connection when no idle one was usable; ``fresh`` forbids reusing a kept-alive one."""
+        if self._closed:
+            raise UpstreamConnectError("the upstream pool is closed")
+        if self._open < self._max_connections:
+            self._open += 1
+            return await self._connect_in_slot(loop)
+        handed = await self._wait_for_slot(loop)
+        if handed is not None:
+            if not fresh:
+                return handed
+            handed.has_slot = False  # its slot is ours now
+            handed.close()
+        return await self._connect_in_slot(loop)
+
+    async def _wait_for_slot(self, loop: asyncio.AbstractEventLoop) -> H1Connection | None:
+        """Wait for a released connection, or for a free slot (``None``)."""
+        waiter: asyncio.Future[H1Connection | None] = loop.create_future()
+        self._waiters.append(waiter)
+        timer = loop.call_later(self._pool_timeout, self._expire_waiter, waiter)
+        try:
+            return await waiter
+        except BaseException:
+            if waiter.done() and not waiter.cancelled() and waiter.exception() is None:
+                handed = waiter.result()  # handed over just as we were cancelled: give it back
+                if handed is None:
+                    self._free_slot()
+                else:
+                    self._release(handed, loop)
+            with contextlib.suppress(ValueError):
+                self._waiters.remove(waiter)
+            raise
+        finally:
+            timer.cancel()
+
+    def _expire_waiter(self, waiter: asyncio.Future[H1Connection | None]) -> None:
+        if not waiter.done():
+            busy = f"all {self._max_connections} upstream connections stayed busy for pool_timeout"
+            waiter.set_exception(UpstreamTimeout(busy))
+
+    async def _connect_in_slot(self, loop: asyncio.AbstractEventLoop) -> H1Connection:
+        try:
+            conn = await self._connect(loop)
+        except BaseException:
+            self._free_slot()
+            raise
+        if conn.closed or self._closed:
+            self._free_slot()
+            conn.abort()
+            raise UpstreamConnectError(f"connection to {self._authority} closed as it was opened")
+        conn.has_slot = True
+        self._conns.add(conn)
+        return conn
+
+    async def _connect(self, loop: asyncio.AbstractEventLoop) -> H1Connection:
+        conn = H1Connection(loop, self._conn_lost, self._max_body, self._max_head)
+        try:
+            async with asyncio.timeout(self._connect_timeout):
+                await loop.create_connection(
+                    lambda: conn, self._host, self._port, ssl=self._ssl, server_hostname=self._server_hostname
+                )
+        except TimeoutError as exc:
+            raise UpstreamTimeout(f"connecting to {self._authority} exceeded connect_timeout") from exc
+        except OSError as exc:  # refused, unreachable, reset, TLS handshake or verification failure
+            raise UpstreamConnectError(f"cannot connect to {self._authority}: {exc}") from exc
+        return conn
+
+    def _release(self, conn: H1Connection, loop: asyncio.AbstractEventLoop) -> None:
+        if self._closed or not conn.reusable:
+            conn.close()
+            return
+        waiters = self._waiters
+        while waiters:
+            waiter = waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(conn)
+                return
+        idle = self._idle
+        if len(idle) >= self._max_idle:
+            if not idle:
+                conn.close()
+                return
+            idle.pop(0).close()  # the least recently used one
+        conn.mark_idle(loop.time() + self._idle_timeout)
+        idle.append(conn)
+
+    def _free_slot(self) -> None:
+        waiters = self._waiters
+        while waiters:
+            waiter = waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+                return
+        self._open -= 1
+
+    def _conn_lost(self, conn: H1Connection) -> None:
+        self._conns.discard(conn)
+        with contextlib.suppress(ValueError):
+            self._idle.remove(conn)
+        if conn.has_slot:
+            conn.has_slot = False
+            self._free_slot()

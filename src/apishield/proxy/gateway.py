@@ -1,0 +1,162 @@
+"""The reverse-proxy gateway: a raw ASGI application over the decision pipeline.
+
+This adapter owns all the I/O: it reads the request from the ASGI server,
+reads the body only when the pipeline expects one and only up to its limit,
+sends the validated request upstream through :class:`UpstreamPool`, and
+writes the reply. Every decision is the pipeline's.
+
+Error policy: an exception inside the gateway never reaches the client as a
+traceback; it becomes a 500 problem and is logged with the request id.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from apishield.config.model import Config
+from apishield.core.exchange import Exchange, RequestHead
+from apishield.core.pipeline import Pipeline
+from apishield.core.stage import problem_reply
+from apishield.problem import BadGateway, BadRequest, GatewayTimeout, Problem
+from apishield.proxy.client import UpstreamError, UpstreamPool, UpstreamTimeout
+
+__all__ = ["Gateway"]
+
+logger = logging.getLogger("apishield.gateway")
+
+Scope = dict[str, Any]
+
+
+class _BodyTooLarge(Exception):
+    pass
+
+
+class _ClientGone(Exception):
+    pass
+
+
+class Gateway:
+    """ASGI application: ``uvicorn`` serves it; one instance per worker process."""
+
+    def __init__(self, pipeline: Pipeline, config: Config) -> None:
+        self.pipeline = pipeline
+        self.config = config
+        self.pool: UpstreamPool | None = None
+
+    def _make_pool(self) -> UpstreamPool:
+        proxy = self.config.proxy
+        return UpstreamPool(
+            self.config.upstream,
+            connect_timeout=proxy.connect_timeout,
+            read_timeout=proxy.read_timeout,
+            max_connections=proxy.max_connections,
+            max_response_bytes=self.config.limits.max_response_bytes,
+        )
+
+    async def startup(self) -> None:
+        if self.pool is None:
+            self.pool = self._make_pool()
+
+    async def shutdown(self) -> None:
+        if self.pool is not None:
+            await self.pool.aclose()
+            self.pool = None
+
+    async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
+        kind = scope["type"]
+        if kind == "http":
+            await self._http(scope, receive, send)
+        elif kind == "lifespan":
+            await self._lifespan(receive, send)
+        elif kind == "websocket":
+            await send({"type": "websocket.close", "code": 1008})
+
+    async def _lifespan(self, receive: Any, send: Any) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                try:
+                    await self.startup()
+                except Exception as exc:  # report, uvicorn exits
+                    await send({"type": "lifespan.startup.failed", "message": str(exc)})
+                    return
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await self.shutdown()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+    async def _http(self, scope: Scope, receive: Any, send: Any) -> None:
+        head = RequestHead(
+            method=scope["method"],
+            raw_path=scope.get("raw_path") or scope["path"].encode("utf-8"),
+            query_string=scope.get("query_string", b""),
+            headers=[(k.lower(), v) for k, v in scope["headers"]],
+            client=scope.get("client"),
+            server=scope.get("server"),
+            scheme=scope.get("scheme", "http"),
+            http_version=scope.get("http_version", "1.1"),
+        )
+        pipeline = self.pipeline
+        ex = pipeline.begin(head)
+        try:
+            if ex.reply is None:
+                await self._read_body(ex, receive)
+            if ex.reply is None:
+                await self._forward(ex)
+            reply = pipeline.finish(ex)
+        except _ClientGone:
+            return
+        except Exception:
+            logger.exception("internal error handling request %s", ex.request_id)
+            ex.reply = problem_reply(
+                Problem(detail="The gateway failed; the incident was recorded."), ex.request_id
+            )
+            reply = pipeline.finish(ex)
+        await send({"type": "http.response.start", "status": reply.status, "headers": reply.headers})
+        await send({"type": "http.response.body", "body": b"" if head.method == "HEAD" else reply.body})
+
+    async def _read_body(self, ex: Exchange, receive: Any) -> None:
+        if not ex.body_expected:
+            self.pipeline.request_body(ex, b"")
+            return
+        limit = ex.body_limit
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                raise _ClientGone
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > limit:
+                self.pipeline.body_too_large(ex)
+                return
+            if chunk:
+                chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+        if ex.content_length is not None and size != ex.content_length:
+            ex.reply = problem_reply(
+                BadRequest(detail="The body is shorter than Content-Length."), ex.request_id
+            )
+            return
+        self.pipeline.request_body(ex, b"".join(chunks))
+
+    async def _forward(self, ex: Exchange) -> None:
+        if self.pool is None:
+            self.pool = self._make_pool()
+        try:
+            response = await self.pool.request(
+                ex.request.method, ex.forward_target, ex.forward_headers, ex.forward_body
+            )
+        except UpstreamTimeout:
+            self.pipeline.upstream_failed(
+                ex, GatewayTimeout(detail="The upstream service did not answer in time.")
+            )
+            return
+        except UpstreamError:
+            self.pipeline.upstream_failed(ex, BadGateway(detail="The upstream service could not be reached."))
+            return
+        self.pipeline.upstream_response(ex, response.status, response.headers, response.body)
