@@ -64,7 +64,9 @@ def nesting_exceeds(data: bytes, max_depth: int) -> bool:
         if not brackets:
             return False
         brackets = _LEAF_PAIRS.sub(b"", brackets)
-    return bool(brackets)
+    # what is left is either deeper nesting (pairs remain) or unbalanced brackets,
+    # which the parser reports as malformed
+    return _LEAF_PAIRS.search(brackets) is not None
 
 
 def parse(data: bytes, max_depth: int = 64) -> Any:

@@ -45,6 +45,7 @@ class Violation:
     pointer: str
     reason: str
     location: str = "body"  # body | path | query | header | cookie | response
+    rule: str = field(default="", compare=False)  # the schema keyword that failed; not rendered
 
     def as_dict(self) -> dict[str, str]:
         return {"in": self.location, "pointer": self.pointer, "reason": self.reason}

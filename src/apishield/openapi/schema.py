@@ -85,7 +85,7 @@ class CompiledSchema:
             if len(schema_path) >= 2 and schema_path[-2] == "properties":
                 return [Violation(pointer, _FLAG_REASON[self.direction], location)]
             return [Violation(pointer, "is not allowed here", location)]
-        return [Violation(pointer, _reason(name, kind), location)]
+        return [Violation(pointer, _reason(name, kind), location, name)]
 
 
 def _reason(name: str, kind: Any) -> str:

@@ -71,8 +71,7 @@ __all__ = [
 
 _TCHAR: Final = rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]"
 _TOKEN_RE: Final = re.compile(_TCHAR + rb"+")
-# All header names joined with ":" match this exactly when every name is a non-empty token.
-_NAMES_RE: Final = re.compile(rb"(?:" + _TCHAR + rb"+(?::" + _TCHAR + rb"+)*)?")
+_TOKEN_CHARS_RE: Final = re.compile(_TCHAR + rb"*")
 _BAD_TARGET_RE: Final = re.compile(rb"[\x00-\x20\x7f#]")
 _OWNED_NAMES: Final = frozenset((b"connection", b"keep-alive", b"content-length", b"transfer-encoding"))
 # Lengths of "host" and of the owned names: other names skip the lower-casing.
@@ -121,7 +120,10 @@ def _parse_base_url(base_url: str) -> tuple[bool, str, int, str, bytes]:
     """Return (tls, host, port, authority, path prefix) of an ``http``/``https`` base URL."""
     if _URL_FORBIDDEN_RE.search(base_url) is not None:
         raise ValueError(f"base_url must not contain whitespace or control characters: {base_url!r}")
-    parts = urlsplit(base_url)
+    try:
+        parts = urlsplit(base_url)
+    except ValueError as exc:  # e.g. a malformed IPv6 literal
+        raise ValueError(f"base_url is not a valid URL: {base_url!r}: {exc}") from exc
     scheme = parts.scheme.lower()
     if scheme not in ("http", "https"):
         raise ValueError(f"base_url must be an http:// or https:// URL, got {base_url!r}")
@@ -346,7 +348,8 @@ class UpstreamPool:
         # Method, prefix and target are validated and names must be tokens, so any extra CR, LF or
         # NUL can only come from a field value.
         if (
-            _NAMES_RE.fullmatch(b":".join(names)) is None
+            _TOKEN_CHARS_RE.fullmatch(b"".join(names)) is None
+            or b"" in names
             or head.count(b"\n") != lines
             or head.count(b"\r") != lines
             or b"\x00" in head

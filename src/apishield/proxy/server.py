@@ -50,6 +50,9 @@ def _options(host: str, port: int) -> dict[str, Any]:
         "http": "httptools",
         "lifespan": "on",
         "access_log": False,
+        # uvicorn would otherwise rewrite the client address from X-Forwarded-For sent
+        # by any loopback peer; client identity is the gateway's decision, not the server's
+        "proxy_headers": False,
         "server_header": False,
         "date_header": True,
         "timeout_graceful_shutdown": 30,

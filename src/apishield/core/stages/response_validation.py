@@ -5,7 +5,9 @@ status (exact code, then ``2XX``-style class, then ``default``):
 
 * ``strip`` (default): JSON members the schema does not declare, and
   write-only members, are deleted (:mod:`apishield.openapi.strip`) and each
-  removed pointer is recorded; other schema violations are recorded only;
+  removed pointer is recorded; a value of another type than documented (an
+  object where an array is described) cannot be stripped and is refused
+  with a 502; other schema violations are recorded only;
 * ``enforce``: any violation, an undeclared member included, turns the answer
   into a 502 problem;
 * ``report``: violations are recorded, the answer is untouched;
@@ -91,6 +93,11 @@ class ResponseValidationStage(Stage):
             violations = [Violation(p, "is not documented", "response") for p in removed] + violations
             if violations:
                 self._refuse(ex, mode, "the response does not match its description", violations)
+            return
+        if mode == "strip" and any(v.rule == "Type" for v in violations):
+            # a value of another shape than documented (an object where a string or an
+            # array was described) cannot be stripped member by member: refuse it
+            self._refuse(ex, mode, "the response has a shape other than documented", violations)
             return
         if removed:
             reply.body = orjson.dumps(value)
