@@ -97,9 +97,7 @@ class Processes:
     def __init__(self) -> None:
         self.procs: list[Proc] = []
 
-    def start(
-        self, name: str, cmd: list[str], log: Path | None, cpus: str | None, cwd: Path = ROOT
-    ) -> Proc:
+    def start(self, name: str, cmd: list[str], log: Path | None, cpus: str | None, cwd: Path = ROOT) -> Proc:
         if cpus is not None:
             cmd = ["taskset", "-c", cpus, *cmd]
         out: IO[bytes] | int = open(log, "wb") if log is not None else subprocess.DEVNULL  # noqa: SIM115
@@ -125,10 +123,8 @@ class Processes:
         if popen.poll() is None:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(popen.pid, signal.SIGTERM)
-            try:
+            with contextlib.suppress(subprocess.TimeoutExpired):
                 popen.wait(timeout=grace)
-            except subprocess.TimeoutExpired:
-                pass
         # The leader may be gone while others of its group remain (uvicorn workers, nginx worker).
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(popen.pid, signal.SIGKILL)
@@ -160,7 +156,9 @@ def wait_for_port(proc: Proc, port: int, timeout: float = 30.0) -> None:
                 return
         except OSError:
             time.sleep(0.1)
-    raise BenchError(f"{proc.name} did not listen on {HOST}:{port} within {timeout:.0f} s:\n" + proc.log_tail())
+    raise BenchError(
+        f"{proc.name} did not listen on {HOST}:{port} within {timeout:.0f} s:\n" + proc.log_tail()
+    )
 
 
 # -- CPU accounting -------------------------------------------------------------------------------
@@ -342,7 +340,11 @@ def run_wrk(
     sys_before = system_cpu()
     children_before = resource.getrusage(resource.RUSAGE_CHILDREN)
     popen = subprocess.Popen(
-        cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True
+        cmd,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
     )
     wrk = Proc("wrk", popen, None)
     procs.procs.append(wrk)
@@ -552,9 +554,9 @@ def bench(args: argparse.Namespace, procs: Processes, tmp: Path) -> dict[str, An
     load_cpus = LOAD_CPUS if pin else None
     body = SAMPLE.read_bytes()
     meta: dict[str, Any] = {
-        "mode": (
-            f"pinned (proxies on CPU {PROXY_CPUS}; wrk and upstream on CPU {LOAD_CPUS})" if pin else "unpinned"
-        ),
+        "mode": f"pinned (proxies on CPU {PROXY_CPUS}; wrk and upstream on CPU {LOAD_CPUS})"
+        if pin
+        else "unpinned",
         "pinned": pin,
         "rounds": args.rounds,
         "duration_s": args.duration,
@@ -603,7 +605,8 @@ def bench(args: argparse.Namespace, procs: Processes, tmp: Path) -> dict[str, An
         ("validation", "apishield validation (1 worker)", "enforce", "strip", 1, proxy_cpus),
     ]
     if args.two_workers:
-        gateways.append(("validation_2w", "apishield validation (2 workers, unpinned)", "enforce", "strip", 2, None))
+        label = "apishield validation (2 workers, unpinned)"
+        gateways.append(("validation_2w", label, "enforce", "strip", 2, None))
     for key, label, req_mode, resp_mode, workers, cpus in gateways:
         port = free_port()
         config = tmp / f"policy-{key}.yaml"
