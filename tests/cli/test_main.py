@@ -74,8 +74,9 @@ def test_check_reports_openapi_errors_with_line(tmp_path: Path) -> None:
     (tmp_path / "p.yaml").write_text("openapi: api.yaml\nupstream: http://127.0.0.1:1\n")
     result = apishield("check", "--config", str(tmp_path / "p.yaml"))
     assert result.returncode == 2
-    assert "api.yaml:8: paths./a/{id}.get.parameters[0]: path parameter 'other' is not in the path template" in (
-        result.stderr
+    assert (
+        "api.yaml:8: paths./a/{id}.get.parameters[0]: path parameter 'other' is not in the path template"
+        in (result.stderr)
     )
 
 
@@ -127,7 +128,16 @@ def test_version() -> None:
 def test_demo_end_to_end() -> None:
     port, upstream_port = free_port(), free_port()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "apishield", "demo", "--port", str(port), "--upstream-port", str(upstream_port)],
+        [
+            sys.executable,
+            "-m",
+            "apishield",
+            "demo",
+            "--port",
+            str(port),
+            "--upstream-port",
+            str(upstream_port),
+        ],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -147,7 +157,9 @@ def test_demo_end_to_end() -> None:
         text = "\n".join(lines)
         assert "refused 404  GET    /v1/internal/debug" in text, text
         assert "removed by the gateway: internalNotes, passwordHash, riskScore" in text
-        assert "body /id is read-only and must not be sent; body /isAdmin is not a documented property" in text
+        assert (
+            "body /id is read-only and must not be sent; body /isAdmin is not a documented property" in text
+        )
         assert "body /email must be a valid email" in text
         # the demo keeps serving after its walkthrough
         r = http(port, "GET", "/v1/customers/2")
