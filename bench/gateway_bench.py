@@ -372,8 +372,15 @@ def run_wrk(
     result["wrk_cpu_s"] = (children_after.ru_utime + children_after.ru_stime) - (
         children_before.ru_utime + children_before.ru_stime
     )
+    ncpu = os.cpu_count() or 1
+    busy_s = (total - deltas[3] - deltas[4]) / CLK_TCK
+    ours_s = server_cpu + result["wrk_cpu_s"] + (upstream_cpu if upstream.pid != target.proc.pid else 0.0)
+    seconds = result["duration_us"] / 1e6
     result["machine_busy_pct"] = 100.0 * (total - deltas[3] - deltas[4]) / total
     result["steal_pct"] = 100.0 * deltas[7] / total if len(deltas) > 7 else 0.0
+    # CPU used by anything else (other tenants, kernel softirq), in cores: the noise indicator
+    result["other_cpu_cores"] = max(0.0, busy_s - ours_s) / seconds if seconds else 0.0
+    result["machine_cpus"] = ncpu
     return result
 
 
@@ -398,6 +405,7 @@ def summarize(target: Target) -> dict[str, Any]:
         "wrk_cpu_us_per_req": 1e6 * sum(r["wrk_cpu_s"] for r in runs) / requests,
         "errors": errors,
         "steal_pct_max": max(r["steal_pct"] for r in runs),
+        "other_cpu_cores_max": max(r["other_cpu_cores"] for r in runs),
     }
 
 
@@ -407,7 +415,13 @@ def ratio(targets: dict[str, Target], top: str, bottom: str, goal: float) -> dic
     a, b = targets[top].runs, targets[bottom].runs
     per_round = [x["rps"] / y["rps"] for x, y in zip(a, b, strict=True)]
     of_medians = statistics.median(x["rps"] for x in a) / statistics.median(y["rps"] for y in b)
+
+    def cpu_per_request(runs: list[dict[str, Any]]) -> float:
+        return sum(r["server_cpu_s"] for r in runs) / max(1, sum(r["requests"] for r in runs))
+
     return {
+        # the throughput ratio if both were bound by the CPU of their one process
+        "cpu_equivalent": cpu_per_request(b) / cpu_per_request(a),
         "of_medians": of_medians,
         "per_round_median": statistics.median(per_round),
         "per_round_min": min(per_round),
@@ -426,19 +440,19 @@ def markdown(
         f"upstream: {meta['upstream']}; {meta['machine']['cpus']} vCPU {meta['machine']['model']}",
         "",
         "| config | req/s (median) | req/s min–max | p50 ms | p99 ms "
-        "| server CPU µs/req | upstream CPU µs/req | errors |",
-        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "| server CPU µs/req | upstream CPU µs/req | other load (cores, max) | errors |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for s in summaries.values():
         lines.append(
             f"| {s['label']} | {s['rps_median']:,.0f} | {s['rps_min']:,.0f}–{s['rps_max']:,.0f} "
             f"| {s['p50_ms']:.2f} | {s['p99_ms']:.2f} | {s['server_cpu_us_per_req']:.0f} "
-            f"| {s['upstream_cpu_us_per_req']:.0f} | {s['errors']} |"
+            f"| {s['upstream_cpu_us_per_req']:.0f} | {s['other_cpu_cores_max']:.2f} | {s['errors']} |"
         )
     lines += [
         "",
-        "| ratio (req/s) | of medians | per round: median (min–max) | target | |",
-        "| --- | ---: | ---: | ---: | --- |",
+        "| ratio (req/s) | of medians | per round: median (min–max) | CPU-equivalent | target | |",
+        "| --- | ---: | ---: | ---: | ---: | --- |",
     ]
     names = {
         "validation_over_passthrough": "validation ÷ pass-through",
@@ -449,7 +463,8 @@ def markdown(
             continue
         lines.append(
             f"| {names[key]} | {r['of_medians']:.2f} | {r['per_round_median']:.2f} "
-            f"({r['per_round_min']:.2f}–{r['per_round_max']:.2f}) | ≥ {r['target']:.2f} "
+            f"({r['per_round_min']:.2f}–{r['per_round_max']:.2f}) | {r['cpu_equivalent']:.2f} "
+            f"| ≥ {r['target']:.2f} "
             f"| {'met' if r['met'] else '**missed**'} |"
         )
     return "\n".join(lines)
@@ -651,7 +666,7 @@ def bench(args: argparse.Namespace, procs: Processes, tmp: Path) -> dict[str, An
                 f"round {rnd + 1}/{args.rounds} {target.label:45s} {result['rps']:9,.0f} req/s  "
                 f"p99 {result['latency_us']['p99'] / 1000:6.2f} ms  "
                 f"server {1e6 * result['server_cpu_s'] / max(result['requests'], 1):5.0f} µs/req  "
-                f"steal {result['steal_pct']:4.1f}%"
+                f"other load {result['other_cpu_cores']:4.2f} cores"
             )
             bad = sum(result["errors"].values())
             if bad:
@@ -706,7 +721,7 @@ def main(argv: list[str] | None = None) -> int:
         else:
             shutil.rmtree(tmp, ignore_errors=True)
     table = markdown(results["summary"], results["ratios"], results["meta"])
-    print(table)
+    print("\n" + table, flush=True)
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2) + "\n")
         log(f"wrote {args.json}")

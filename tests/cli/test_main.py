@@ -57,7 +57,8 @@ def test_check_reports_every_error_with_file_line_and_key(tmp_path: Path) -> Non
 def test_check_reports_unknown_operation(tmp_path: Path) -> None:
     policy = tmp_path / "p.yaml"
     policy.write_text(
-        f"openapi: {DATA / 'shop31.yaml'}\nupstream: http://127.0.0.1:1\noperations:\n  login: {{}}\n  logn: {{}}\n"
+        f"openapi: {DATA / 'shop31.yaml'}\nupstream: http://127.0.0.1:1\n"
+        "operations:\n  login: {}\n  logn: {}\n"
     )
     result = apishield("check", "--config", str(policy))
     assert result.returncode == 2

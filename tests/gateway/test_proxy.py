@@ -83,7 +83,8 @@ def test_hop_by_hop_and_fingerprint_response_headers_removed(gw: Stack) -> None:
         b"POST /items HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 2\r\n"
         b"Content-Length: 20\r\n\r\n{}",
         # obfuscated Transfer-Encoding
-        b"POST /items HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nTransfer-Encoding: xchunked\r\n\r\n",
+        b"POST /items HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        b"Transfer-Encoding: xchunked\r\n\r\n",
         # bare LF / control bytes in a header value
         b"GET /items/1 HTTP/1.1\r\nHost: x\r\nX-A: a\x00b\r\n\r\n",
         # no Host

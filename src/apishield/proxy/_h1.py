@@ -442,6 +442,7 @@ class H1Connection(asyncio.Protocol):
         waiter = cast("asyncio.Future[UpstreamResponse]", self._waiter)
         self._waiter = None
         self._deadline = _INF
+        self._wake_drain()  # a streamed body still being sent stops now (RFC 9112 §9.5)
         if not keep_alive:
             self._reusable = False
         chunks = self._chunks

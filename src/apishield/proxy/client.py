@@ -361,17 +361,22 @@ class UpstreamPool:
 
     async def _acquire(self, loop: asyncio.AbstractEventLoop, *, fresh: bool) -> H1Connection:
         """A connection when no idle one was usable; ``fresh`` forbids reusing a kept-alive one."""
-        if self._closed:
-            raise UpstreamConnectError("the upstream pool is closed")
-        if self._open < self._max_connections:
-            self._open += 1
-            return await self._connect_in_slot(loop)
-        handed = await self._wait_for_slot(loop)
-        if handed is not None:
-            if not fresh:
+        while True:
+            if self._closed:
+                raise UpstreamConnectError("the upstream pool is closed")
+            if self._open < self._max_connections:
+                self._open += 1
+                break
+            handed = await self._wait_for_slot(loop)
+            if handed is None:
+                break  # a slot was passed on to us
+            if not fresh and handed.usable(loop.time()):
                 return handed
-            handed.has_slot = False  # its slot is ours now
-            handed.close()
+            if handed.has_slot:  # not for us to reuse: retire it and keep its slot
+                handed.has_slot = False
+                handed.close()
+                break
+            # It closed while being handed over and its slot went back to the pool: once more.
         return await self._connect_in_slot(loop)
 
     async def _wait_for_slot(self, loop: asyncio.AbstractEventLoop) -> H1Connection | None:
