@@ -200,7 +200,7 @@ def write_policy(tmp: Path, openapi: Path, upstream_port: int, **extra: Any) -> 
 @contextlib.contextmanager
 def gateway_for(policy: Path) -> Iterator[ServerThread]:
     runtime = load_runtime(policy)
-    server = ServerThread(Gateway(runtime.pipeline, runtime.loaded.config)).start()
+    server = ServerThread(Gateway.from_runtime(runtime)).start()
     try:
         yield server
     finally:

@@ -182,7 +182,7 @@ async def _serve(port: int, upstream_port: int, walk: bool) -> int:
         upstream = QuietServer(
             uvicorn_config(load_example_app(folder, tmp / "customers.db"), "127.0.0.1", upstream_port)
         )
-        gateway = QuietServer(uvicorn_config(Gateway(runtime.pipeline, config), "127.0.0.1", port))
+        gateway = QuietServer(uvicorn_config(Gateway.from_runtime(runtime, config), "127.0.0.1", port))
         loop = asyncio.get_running_loop()
 
         def stop() -> None:

@@ -9,8 +9,10 @@ those cases instead of picking a reading (I-JSON, RFC 7493 §2):
 * ``NaN``, ``Infinity`` and ``-Infinity`` (not JSON at all, but Python's
   ``json`` accepts them);
 * invalid UTF-8, a byte-order mark, lone surrogates (§2.1);
-* nesting deeper than a limit, checked *before* parsing so a deeply nested
-  document costs linear time and no recursion.
+* numbers that do not fit a finite double (``1e400``), and integers too long
+  to convert in bounded time;
+* nesting deeper than a limit, checked *before* parsing in linear time, so a
+  deeply nested document costs no recursion.
 
 The caller forwards the re-serialised value, never the original bytes.
 """
@@ -18,6 +20,7 @@ The caller forwards the re-serialised value, never the original bytes.
 from __future__ import annotations
 
 import json
+import math
 import re
 from typing import Any
 
@@ -26,7 +29,6 @@ import orjson
 __all__ = ["JSONRejected", "dumps", "parse"]
 
 _STRINGS = re.compile(rb'"(?:[^"\\]|\\.)*"', re.DOTALL)
-_LEAF_PAIRS = re.compile(rb"\{\}|\[\]")
 _NON_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
 
 
@@ -49,24 +51,44 @@ def _constant(name: str) -> Any:
     raise JSONRejected(f"{name} is not a JSON number")
 
 
-_DECODER = json.JSONDecoder(object_pairs_hook=_object, parse_constant=_constant)
+def _float(text: str) -> float:
+    value = float(text)
+    if value in (math.inf, -math.inf):
+        raise JSONRejected("a number is out of the range of a double")
+    return value
+
+
+def _int(text: str) -> int:
+    if len(text) > 40:  # far beyond 64 bits; also keeps int() conversion cheap
+        raise JSONRejected("integer out of the interoperable range")
+    return int(text)
+
+
+_DECODER = json.JSONDecoder(
+    object_pairs_hook=_object, parse_constant=_constant, parse_float=_float, parse_int=_int
+)
 
 
 def nesting_exceeds(data: bytes, max_depth: int) -> bool:
-    """True when arrays/objects nest deeper than ``max_depth``.
+    """True when arrays/objects nest deeper than ``max_depth``; linear in the body size.
 
     Strings are removed first (brackets inside them do not count), then only
-    the bracket characters are kept; each pass deletes the innermost ``{}`` and
-    ``[]`` pairs, so the number of passes needed to empty it is the depth.
+    the bracket characters are kept. A document with no more than
+    ``max_depth`` opening brackets cannot be deeper (the common case, decided
+    by two counts); otherwise one pass over the brackets tracks the depth.
     """
     brackets = _STRINGS.sub(b"", data).translate(None, _NON_BRACKETS)
-    for _ in range(max_depth):
-        if not brackets:
-            return False
-        brackets = _LEAF_PAIRS.sub(b"", brackets)
-    # what is left is either deeper nesting (pairs remain) or unbalanced brackets,
-    # which the parser reports as malformed
-    return _LEAF_PAIRS.search(brackets) is not None
+    if brackets.count(b"[") + brackets.count(b"{") <= max_depth:
+        return False
+    depth = 0
+    for byte in brackets:
+        if byte == 91 or byte == 123:  # [ {
+            depth += 1
+            if depth > max_depth:
+                return True
+        else:
+            depth -= 1
+    return False
 
 
 def parse(data: bytes, max_depth: int = 64) -> Any:

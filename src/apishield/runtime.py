@@ -12,10 +12,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from typing import Any
+
+from apishield.auth.security import SecurityPlan, compile_security
+from apishield.auth.state import AuthConfigError, AuthState, build_auth_state
 from apishield.config.load import ConfigError, ConfigIssue, LoadedConfig, load_config
+from apishield.config.model import Config
 from apishield.core.pipeline import Pipeline, build_pipeline
 from apishield.openapi.compile import CompiledAPI, compile_api
-from apishield.openapi.document import OpenAPIError, load_openapi
+from apishield.openapi.document import OpenAPIError, load_openapi, resolve_pointer
 
 __all__ = ["Runtime", "load_runtime"]
 
@@ -26,6 +31,8 @@ class Runtime:
     api: CompiledAPI
     pipeline: Pipeline
     warnings: list[ConfigIssue]
+    auth: AuthState
+    plans: dict[str, SecurityPlan]
 
 
 def load_runtime(config_path: str | Path) -> Runtime:
@@ -77,6 +84,93 @@ def load_runtime(config_path: str | Path) -> Runtime:
                     f"no operation {op_id!r} in the OpenAPI document",
                 )
             )
+    auth_path = ("auth",)
+    try:
+        auth = build_auth_state(config.auth, loaded.base_dir)
+    except AuthConfigError as exc:
+        errors.append(ConfigIssue(policy.source, policy.line_of(auth_path), auth_path, str(exc)))
+        raise ConfigError(errors + warnings) from None
+    warnings += [
+        ConfigIssue(policy.source, policy.line_of(auth_path), auth_path, w, "warning") for w in auth.warnings
+    ]
+    plans, plan_issues = security_plans(config, api)
+    errors += [i for i in plan_issues if i.severity == "error"]
+    warnings += [i for i in plan_issues if i.severity == "warning"]
+    for i, op_id in enumerate(config.auth.public_operations):
+        if op_id not in api.operations:
+            path = ("auth", "public_operations", i)
+            errors.append(ConfigIssue(policy.source, policy.line_of(path), path, f"no operation {op_id!r}"))
+    registry = config.auth.issued_tokens
+    if registry is not None and registry.login_operation not in api.operations:
+        path = ("auth", "issued_tokens", "login_operation")
+        errors.append(
+            ConfigIssue(
+                policy.source, policy.line_of(path), path, f"no operation {registry.login_operation!r}"
+            )
+        )
     if errors:
         raise ConfigError(errors + warnings)
-    return Runtime(loaded=loaded, api=api, pipeline=build_pipeline(config, api), warnings=warnings)
+    pipeline = build_pipeline(config, api, auth, plans)
+    return Runtime(loaded=loaded, api=api, pipeline=pipeline, warnings=warnings, auth=auth, plans=plans)
+
+
+def security_plans(config: Config, api: CompiledAPI) -> tuple[dict[str, SecurityPlan], list[ConfigIssue]]:
+    """Compile every operation's security requirements, with findings for ``apishield check``."""
+    doc = api.document
+    schemes = (doc.data.get("components") or {}).get("securitySchemes") or {}
+    schemes = {name: doc_follow(doc.data, s) for name, s in schemes.items()}
+    public = set(config.auth.public_operations)
+    auth = config.auth
+    has_bearer = bool(auth.jwt or auth.introspection)
+    plans: dict[str, SecurityPlan] = {}
+    issues: list[ConfigIssue] = []
+    for op_id, op in api.operations.items():
+        path = ("paths", op.template, op.method.lower(), "security")
+        plan, problems = compile_security(op.security, schemes, op_id in public)
+        plans[op_id] = plan
+        line = doc.line_of(path)
+        issues += [ConfigIssue(doc.source, line, path, p, "warning") for p in problems]
+        if plan.mode == "deny":
+            issues.append(
+                ConfigIssue(
+                    doc.source,
+                    line,
+                    path,
+                    f"{op_id}: no security requirement; denied "
+                    "(add security: [] or list it in auth.public_operations)",
+                    "warning",
+                )
+            )
+        if plan.accepts("bearer") and not has_bearer:
+            issues.append(
+                ConfigIssue(
+                    doc.source,
+                    line,
+                    path,
+                    f"{op_id} needs a bearer token but no auth.jwt or "
+                    "auth.introspection provider is configured: every call is refused",
+                    "warning",
+                )
+            )
+        if plan.accepts("api_key") and auth.api_keys is None:
+            issues.append(
+                ConfigIssue(
+                    doc.source,
+                    line,
+                    path,
+                    f"{op_id} accepts API keys but auth.api_keys is not configured",
+                    "warning",
+                )
+            )
+    return plans, issues
+
+
+def doc_follow(data: dict[str, Any], node: Any) -> Any:
+    for _ in range(16):
+        if not (isinstance(node, dict) and isinstance(node.get("$ref"), str)):
+            return node
+        try:
+            node = resolve_pointer(data, node["$ref"])
+        except (KeyError, IndexError):
+            return None
+    return None

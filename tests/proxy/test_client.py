@@ -293,6 +293,8 @@ def test_request_framing_headers(run: Runner[None]) -> None:
             await pool.request("DELETE", b"/delete", [], b"")
             await pool.request("GET", b"/get-body", [], b"q")
             await pool.request("GET", b"/own-host", [(b"Host", b"api.example")])
+            big = await pool.request("POST", b"/big", [], b"b" * 100_000)
+            assert big.body == b"POST /big " + b"b" * 100_000
             sent = {request.target: request for request in server.requests}
             post = sent[b"/post"]
             assert post.header(b"content-length") == b"5"
@@ -485,7 +487,8 @@ async def streamed() -> AsyncIterator[bytes]:
 @pytest.mark.parametrize("close", ["fin", "reset"])
 def test_stale_connection_is_retried_for_idempotent_request(run: Runner[None], close: str) -> None:
     async def main() -> None:
-        async with Server(stale_second_request(close)) as server, pool_for(server.url) as pool:
+        handler = stale_second_request(close)
+        async with Server(handler) as server, pool_for(server.url, max_connections=1) as pool:
             await get(pool, b"/first")
             got = await pool.request("PUT", b"/second", [], b"body")
             assert (got.status, got.body) == (200, b"ok")
@@ -544,18 +547,23 @@ def test_connection_refused(run: Runner[None]) -> None:
     run(main())
 
 
-def test_read_timeout(run: Runner[None]) -> None:
+@pytest.mark.parametrize("behaviour", ["silent", "dripping"])
+def test_read_timeout_bounds_the_whole_response(run: Runner[None], behaviour: str) -> None:
     async def handler(peer: Peer) -> None:
         await peer.read_request()
-        await peer.send(b"HTTP/1.1 200 OK\r\ncontent-length: 10\r\n\r\nslow")
-        await asyncio.sleep(5)
+        if behaviour == "silent":
+            await asyncio.sleep(5)
+        await peer.send(b"HTTP/1.1 200 OK\r\ncontent-length: 50\r\n\r\n")
+        for _ in range(50):  # steady progress does not extend the deadline
+            await asyncio.sleep(0.05)
+            await peer.send(b"x")
 
     async def main() -> None:
-        async with Server(handler) as server, pool_for(server.url, read_timeout=0.2) as pool:
+        async with Server(handler) as server, pool_for(server.url, read_timeout=0.3) as pool:
             started = time.monotonic()
             with pytest.raises(UpstreamTimeout) as caught:
                 await get(pool)
-            assert 0.15 < time.monotonic() - started < 2
+            assert 0.25 < time.monotonic() - started < 2
             assert caught.value.status_hint == 504
 
     run(main())
@@ -578,25 +586,25 @@ def test_connect_timeout_covers_tls_handshake(run: Runner[None]) -> None:
 
 
 @pytest.mark.parametrize(
-    ("reply", "limits"),
+    "reply",
     [
-        (b"HTTP/1.1 200 OK\r\ncontent-length: 11\r\n\r\n", {}),  # refused from the header alone
-        (b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n6\r\n123456\r\n6\r\n123456\r\n", {}),
-        (b"HTTP/1.1 200 OK\r\n\r\n" + b"z" * 11, {}),
-        (b"HTTP/1.1 200 OK\r\nx-big: " + b"v" * 300 + b"\r\ncontent-length: 0\r\n\r\n", {}),
-        (b"HTTP/1.1 200 OK\r\nx-endless: " + b"v" * 300, {}),
-        (b"HTTP/1.1 100 Continue\r\nx: " + b"v" * 120 + b"\r\n\r\nHTTP/1.1 200 OK\r\nx: " + b"v" * 120, {}),
+        b"HTTP/1.1 200 OK\r\ncontent-length: 11\r\n\r\n",  # refused from the header alone
+        b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n6\r\n123456\r\n6\r\n123456\r\n",
+        b"HTTP/1.1 200 OK\r\n\r\n" + b"z" * 11,
+        b"HTTP/1.1 200 OK\r\nx-big: " + b"v" * 300 + b"\r\ncontent-length: 0\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\nx-endless: " + b"v" * 300,
+        b"HTTP/1.1 100 Continue\r\nx: " + b"v" * 120 + b"\r\n\r\nHTTP/1.1 200 OK\r\nx: " + b"v" * 120,
     ],
     ids=["content-length", "chunked", "until-close", "header", "unfinished-header", "interim-headers"],
 )
-def test_response_too_large(run: Runner[None], reply: bytes, limits: dict[str, int]) -> None:
+def test_response_too_large(run: Runner[None], reply: bytes) -> None:
     async def handler(peer: Peer) -> None:
         await peer.read_request()
         await peer.send(reply)
         await asyncio.sleep(5)
 
     async def main() -> None:
-        options = {"max_response_bytes": 10, "max_response_header_bytes": 200, **limits}
+        options = {"max_response_bytes": 10, "max_response_header_bytes": 200}
         async with Server(handler) as server, pool_for(server.url, **options) as pool:
             with pytest.raises(UpstreamResponseTooLarge) as caught:
                 await get(pool)
@@ -733,6 +741,34 @@ def test_cancelled_request_frees_its_slot(run: Runner[None]) -> None:
     run(main())
 
 
+def test_streamed_body_back_pressure(run: Runner[None]) -> None:
+    part = b"p" * 256 * 1024
+
+    async def body(count: int) -> AsyncIterator[bytes]:
+        for _ in range(count):
+            yield part
+
+    def count(request: Request) -> bytes:
+        return response(b"%d" % len(request.body))
+
+    async def main() -> None:
+        async with Server(keep_alive(count)) as server, pool_for(server.url, read_timeout=5) as pool:
+            got = await pool.request("PUT", b"/ok", [], body(32))  # 8 MiB through the drain path
+            assert got.body == b"%d" % (32 * len(part))
+
+        async def stuck(peer: Peer) -> None:
+            await peer.reader.readuntil(b"\r\n\r\n")
+            await asyncio.sleep(5)  # never reads the body
+
+        async with Server(stuck) as server, pool_for(server.url, read_timeout=0.3) as pool:
+            started = time.monotonic()
+            with pytest.raises(UpstreamTimeout, match="request body"):
+                await pool.request("PUT", b"/stuck", [], body(1024))
+            assert time.monotonic() - started < 3
+
+    run(main())
+
+
 def test_early_response_stops_streamed_body(run: Runner[None]) -> None:
     sent: list[int] = []
 
@@ -754,6 +790,31 @@ def test_early_response_stops_streamed_body(run: Runner[None]) -> None:
             assert len(sent) < 50
             assert (await get(pool)).status == 413
             assert server.connections == 2
+
+    run(main())
+
+
+def test_early_response_while_blocked_on_back_pressure(run: Runner[None]) -> None:
+    part = b"p" * 256 * 1024
+
+    async def huge() -> AsyncIterator[bytes]:
+        for _ in range(400):  # 100 MiB: far more than the socket buffers hold
+            yield part
+
+    async def refuse_later(peer: Peer) -> None:
+        await peer.reader.readuntil(b"\r\n\r\n")
+        await asyncio.sleep(0.2)  # the client is stalled on a full send buffer by now
+        await peer.send(response(b"no", 413, [(b"connection", b"close")]))
+        await asyncio.sleep(5)  # and the body is never read
+
+    async def main() -> None:
+        async with Server(refuse_later) as server:
+            started = time.monotonic()
+            async with pool_for(server.url, read_timeout=5) as pool:
+                got = await pool.request("PUT", b"/upload", [], huge())
+                assert (got.status, got.body) == (413, b"no")
+            # Neither the request nor closing the connection waited on the upstream.
+            assert time.monotonic() - started < 2
 
     run(main())
 

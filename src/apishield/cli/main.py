@@ -103,5 +103,39 @@ def demo(port: int, upstream_port: int, no_walkthrough: bool) -> None:
     sys.exit(run_demo(port, upstream_port, walkthrough=not no_walkthrough))
 
 
+from apishield.cli.keys import keys  # noqa: E402
+
+main.add_command(keys)
+
+
+@main.command(name="revoke")
+@click.option("--config", "-c", "config_path", required=True, type=click.Path(dir_okay=False))
+@click.option("--jti", required=True, help="The token id (jti) to refuse from now on.")
+@click.option("--until", "until", default="1d", show_default=True, help="How long to keep refusing it.")
+def revoke_token(config_path: str, jti: str, until: str) -> None:
+    """Revoke an access token by its jti on every gateway instance."""
+    import asyncio
+    import time
+
+    from apishield.config.duration import parse_duration
+    from apishield.config.load import ConfigError, load_config
+    from apishield.services.revocation_store import open_revocation_store
+
+    try:
+        loaded = load_config(config_path)
+    except ConfigError as exc:
+        raise ConfigProblem(str(exc)) from None
+    store = open_revocation_store(loaded.config.auth.revocation.store, loaded.base_dir)
+
+    async def go() -> None:
+        try:
+            await store.revoke("jti", jti, time.time() + parse_duration(until))
+        finally:
+            await store.close()
+
+    asyncio.run(go())
+    click.echo(f"revoked jti {jti}", err=True)
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()

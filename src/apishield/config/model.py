@@ -12,6 +12,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from apishield.config.auth import AuthPolicy
+
 __all__ = [
     "Config",
     "Limits",
@@ -25,7 +27,7 @@ __all__ = [
 RequestMode = Literal["enforce", "report", "off"]
 ResponseMode = Literal["strip", "enforce", "report", "off"]
 
-_STATUS_PATTERN = re.compile(r"^(?:[1-5][0-9][0-9]|[1-5]XX)$")
+_STATUS_PATTERN = re.compile(r"(?:[1-5][0-9][0-9]|[1-5]XX)")
 
 
 class _Model(BaseModel):
@@ -45,7 +47,7 @@ class Validation(_Model):
 
 class Limits(_Model):
     max_body_bytes: Annotated[int, Field(ge=0)] = 1_048_576
-    max_json_depth: Annotated[int, Field(ge=1, le=1000)] = 64
+    max_json_depth: Annotated[int, Field(ge=1, le=512)] = 64
     # Applied to strings whose schema sets no maxLength; null disables it.
     max_string_length: Annotated[int, Field(ge=1)] | None = 65_536
     max_response_bytes: Annotated[int, Field(ge=0)] = 16 * 1_048_576
@@ -76,9 +78,11 @@ class UniformFailurePolicy(_Model):
     @field_validator("when_status")
     @classmethod
     def _statuses(cls, value: list[str]) -> list[str]:
-        for item in value:
-            if not _STATUS_PATTERN.match(item):
-                raise ValueError(f"{item!r} is not a status code or class such as 404 or 4XX")
+        bad = [item for item in value if not _STATUS_PATTERN.fullmatch(item)]
+        if bad:
+            listed = ", ".join(repr(b) for b in bad)
+            verb = "is not a status code or class" if len(bad) == 1 else "are not status codes or classes"
+            raise ValueError(f"{listed} {verb} such as 404 or 4XX")
         return value
 
     @field_validator("when_body_pointer")
@@ -111,10 +115,11 @@ class Config(_Model):
     limits: Limits = Limits()
     proxy: ProxySettings = ProxySettings()
     operations: dict[str, OperationPolicy] = Field(default_factory=dict)
+    auth: AuthPolicy = AuthPolicy()
 
     @field_validator("upstream")
     @classmethod
     def _upstream(cls, value: str) -> str:
-        if not re.match(r"^https?://[^/\s?#]+(/[^\s?#]*)?$", value):
+        if not re.fullmatch(r"https?://[^/\s?#]+(/[^\s?#]*)?", value):
             raise ValueError("must be an http:// or https:// URL such as http://127.0.0.1:9000")
         return value.rstrip("/")

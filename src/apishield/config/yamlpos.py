@@ -57,17 +57,36 @@ class LoadedDocument:
             p = p[:-1]
 
 
+_COLLECTION_TAGS = frozenset({"tag:yaml.org,2002:map", "tag:yaml.org,2002:seq"})
+
+
 class _Builder:
     def __init__(self, source: str) -> None:
         self.source = source
         self.lines: dict[Path_, int] = {}
         self.count = 0
+        self.constructor = _Constructor()  # per document: constructors remember what they built
+        self.active: set[int] = set()  # nodes on the current path: a recursive alias is refused
 
     def build(self, node: yaml.Node, path: Path_) -> Any:
         self.count += 1
+        line = node.start_mark.line + 1
         if self.count > MAX_NODES:
-            raise SourceError(self.source, node.start_mark.line + 1, "document too large (alias expansion?)")
-        self.lines.setdefault(path, node.start_mark.line + 1)
+            raise SourceError(self.source, line, "document too large (alias expansion?)")
+        self.lines.setdefault(path, line)
+        if isinstance(node, (yaml.MappingNode, yaml.SequenceNode)):
+            if node.tag not in _COLLECTION_TAGS:
+                raise SourceError(self.source, line, f"YAML tag {node.tag!r} is not allowed")
+            if id(node) in self.active:
+                raise SourceError(self.source, line, "recursive YAML alias")
+            self.active.add(id(node))
+            try:
+                return self._collection(node, path)
+            finally:
+                self.active.discard(id(node))
+        return self._scalar(node)
+
+    def _collection(self, node: yaml.Node, path: Path_) -> Any:
         if isinstance(node, yaml.MappingNode):
             out: dict[Any, Any] = {}
             for key_node, value_node in node.value:
@@ -80,10 +99,10 @@ class _Builder:
                     raise SourceError(
                         self.source, key_node.start_mark.line + 1, "mapping keys must be scalars"
                     )
-                if key in out:
-                    raise SourceError(self.source, key_node.start_mark.line + 1, f"duplicate key {key!r}")
-                # status codes like 200 are keys in OpenAPI: keep them as strings
-                skey = str(key) if not isinstance(key, str) else key
+                # status codes like 200 are keys in OpenAPI: keys are kept as strings
+                skey = _key_text(key)
+                if skey in out:
+                    raise SourceError(self.source, key_node.start_mark.line + 1, f"duplicate key {skey!r}")
                 self.lines[(*path, skey)] = key_node.start_mark.line + 1
                 out[skey] = self.build(value_node, (*path, skey))
             return out
@@ -93,8 +112,18 @@ class _Builder:
 
     def _scalar(self, node: yaml.Node) -> Any:
         if isinstance(node, yaml.ScalarNode):
-            return _CONSTRUCTOR.construct_object(node, deep=True)
+            return self.constructor.construct_object(node, deep=True)
         return self.build(node, ())
+
+
+def _key_text(key: Any) -> str:
+    if isinstance(key, str):
+        return key
+    if key is None:
+        return "null"
+    if isinstance(key, bool):
+        return "true" if key else "false"
+    return str(key)
 
 
 class _Constructor(yaml.constructor.SafeConstructor):
@@ -103,7 +132,19 @@ class _Constructor(yaml.constructor.SafeConstructor):
 
 # Timestamps stay strings: OpenAPI examples and policy values are compared as text.
 _Constructor.add_constructor("tag:yaml.org,2002:timestamp", _Constructor.construct_yaml_str)  # type: ignore[type-var]
-_CONSTRUCTOR = _Constructor()
+
+
+def _construct_int(constructor: Any, node: yaml.ScalarNode) -> int:
+    """YAML 1.2 core integers: decimal, 0o octal, 0x hex (no 1.1 sexagesimal, no leading-zero octal)."""
+    text = str(node.value)
+    if text.startswith(("0o", "0O")):
+        return int(text[2:], 8)
+    if text.startswith(("0x", "0X")):
+        return int(text[2:], 16)
+    return int(text, 10)
+
+
+_Constructor.add_constructor("tag:yaml.org,2002:int", _construct_int)  # type: ignore[type-var]
 _BASE_LOADER: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
@@ -115,12 +156,23 @@ class _Loader(_BASE_LOADER):  # type: ignore[misc]
     """
 
 
+_REPLACED = {"tag:yaml.org,2002:bool", "tag:yaml.org,2002:int", "tag:yaml.org,2002:float"}
 _Loader.yaml_implicit_resolvers = {
-    first: [(tag, rx) for tag, rx in resolvers if tag != "tag:yaml.org,2002:bool"]
+    first: [(tag, rx) for tag, rx in resolvers if tag not in _REPLACED]
     for first, resolvers in _BASE_LOADER.yaml_implicit_resolvers.items()
 }
 _Loader.add_implicit_resolver(
     "tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
+)
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:int", re.compile(r"^(?:[-+]?[0-9]+|0o[0-7]+|0x[0-9a-fA-F]+)$"), list("-+0123456789")
+)
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(
+        r"^(?:[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$"
+    ),
+    list("-+.0123456789"),
 )
 _LOADER: Any = _Loader
 

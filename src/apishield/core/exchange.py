@@ -10,9 +10,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
+from apishield.auth.principal import ANONYMOUS, Principal
 from apishield.problem import Problem
 
 if TYPE_CHECKING:
+    from apishield.core.effects import Effect
     from apishield.openapi.compile import MediaSpec, Operation
 
 __all__ = ["Decision", "Exchange", "Reply", "RequestHead"]
@@ -94,6 +96,13 @@ class Exchange:
     forward_target: bytes = b""
     forward_headers: Headers = field(default_factory=list)
     forward_body: bytes = b""
+    # who is calling (set by the authentication stage)
+    principal: Principal = ANONYMOUS
+    # I/O the core asked the adapter for (see apishield.core.effects)
+    pending: Effect | None = None
+    resolved: dict[Any, Any] = field(default_factory=dict)
+    after_effects: list[Any] = field(default_factory=list)
+    next_stage: int = 0
     # outcome
     decisions: list[Decision] = field(default_factory=list)
     reply: Reply | None = None

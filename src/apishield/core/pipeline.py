@@ -23,10 +23,17 @@ import os
 import time
 from collections.abc import Sequence
 
+from pathlib import Path
+
+from apishield.auth.security import SecurityPlan
+from apishield.auth.state import AuthState, build_auth_state
 from apishield.config.model import Config
 from apishield.core.exchange import Exchange, Headers, Reply, RequestHead
 from apishield.core.stage import Mode, Stage, problem_reply
+from apishield.core.stages.authentication import AuthenticationStage
+from apishield.core.stages.authorization import AuthorizationStage
 from apishield.core.stages.decision_log import DecisionLogStage
+from apishield.core.stages.issued_tokens import IssuedTokensStage
 from apishield.core.stages.forward import ForwardStage
 from apishield.core.stages.hygiene import HygieneStage
 from apishield.core.stages.request_validation import RequestValidationStage
@@ -53,11 +60,26 @@ class Pipeline:
 
     def begin(self, head: RequestHead) -> Exchange:
         ex = Exchange(request=head, request_id=os.urandom(8).hex(), started_ns=time.perf_counter_ns())
-        for stage in self.stages:
-            stage.on_request_head(ex)
+        self.resume(ex)
+        return ex
+
+    def resume(self, ex: Exchange) -> None:
+        """Run (or go on running) the request-head stages.
+
+        Returns early with ``ex.pending`` set when a stage needs an effect; the
+        adapter resolves it into ``ex.resolved`` and calls :meth:`resume` again,
+        which re-runs that stage.
+        """
+        stages = self.stages
+        ex.pending = None
+        for index in range(ex.next_stage, len(stages)):
+            stages[index].on_request_head(ex)
+            if ex.pending is not None:
+                ex.next_stage = index
+                return
             if ex.reply is not None:
                 break
-        return ex
+        ex.next_stage = len(stages)
 
     def request_body(self, ex: Exchange, body: bytes) -> None:
         ex.forward_body = body
@@ -87,7 +109,13 @@ class Pipeline:
         return ex.reply
 
 
-def build_pipeline(config: Config, api: CompiledAPI) -> Pipeline:
+def build_pipeline(
+    config: Config,
+    api: CompiledAPI,
+    auth: AuthState | None = None,
+    plans: dict[str, SecurityPlan] | None = None,
+) -> Pipeline:
+    """Assemble the stages for a policy. Without ``auth``/``plans`` every operation is public."""
     req_modes: dict[str, Mode] = {}
     resp_modes: dict[str, ResponseMode] = {}
     rules: dict[str, UniformFailureRule] = {}
@@ -112,15 +140,22 @@ def build_pipeline(config: Config, api: CompiledAPI) -> Pipeline:
         max_body_bytes=config.limits.max_body_bytes,
         max_json_depth=config.limits.max_json_depth,
     )
+    if auth is None:
+        auth = build_auth_state(config.auth, Path("."))
+    if plans is None:
+        plans = {op_id: SecurityPlan("public", reason="no auth configured") for op_id in api.operations}
     stages: list[Stage] = [
         DecisionLogStage(),
         ResponseHeadersStage(),
         UniformFailureStage(rules),
         HygieneStage(),
         RouteStage(api.router),
+        AuthenticationStage(auth),
+        AuthorizationStage(plans, config.auth.realm),
         validation,
         ResponseValidationStage(config.validation.responses, resp_modes, config.limits.max_json_depth),
         UpstreamErrorsStage(config.proxy.replace_upstream_errors),
-        ForwardStage(config.proxy.preserve_host),
+        IssuedTokensStage(config.auth.issued_tokens, auth),
+        ForwardStage(config.proxy.preserve_host, config.auth.identity_headers),
     ]
     return Pipeline(stages, validation)

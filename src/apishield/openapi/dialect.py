@@ -99,13 +99,16 @@ class SchemaTranslator:
             else:
                 out[key] = value
         if self.version == "3.0":
-            self._from_30(out)
+            self._bounds_30(out)
         self._hide_properties(out)
         self._assert_formats(out)
         self._cap_strings(out)
+        if self.version == "3.0":
+            self._nullable_30(out)
         return out
 
-    def _from_30(self, out: dict[str, Any]) -> None:
+    @staticmethod
+    def _bounds_30(out: dict[str, Any]) -> None:
         for bound, exclusive in (("minimum", "exclusiveMinimum"), ("maximum", "exclusiveMaximum")):
             flag = out.get(exclusive)
             if isinstance(flag, bool):
@@ -113,6 +116,9 @@ class SchemaTranslator:
                     out[exclusive] = out.pop(bound)
                 else:
                     del out[exclusive]
+
+    @staticmethod
+    def _nullable_30(out: dict[str, Any]) -> None:
         if out.pop("nullable", False) is True:
             kind = out.get("type")
             if isinstance(kind, str):

@@ -14,6 +14,7 @@ not let its description pull code or data from the network at start.
 from __future__ import annotations
 
 import copy
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,7 +25,32 @@ from apishield.config.yamlpos import LoadedDocument, SourceError, load_document
 __all__ = ["OpenAPIDocument", "OpenAPIError", "load_openapi", "resolve_pointer"]
 
 BUNDLE_KEY = "x-apishield-bundled"
-_SKIP_KEYS = frozenset({"example", "examples", "default", "enum", "const"})
+# literal values (not OpenAPI objects) under these keys are copied, not walked for $ref
+_SKIP_KEYS = frozenset({"example", "default", "enum", "const"})
+# ... unless the key is a *name* in a map of names (a property called "default", responses.default)
+_NAME_MAPS = frozenset(
+    {
+        "properties",
+        "patternProperties",
+        "responses",
+        "schemas",
+        "parameters",
+        "headers",
+        "examples",
+        "requestBodies",
+        "securitySchemes",
+        "links",
+        "callbacks",
+        "pathItems",
+        "paths",
+        "content",
+        "$defs",
+        "definitions",
+        "dependentSchemas",
+        BUNDLE_KEY,
+    }
+)
+_INDEX = re.compile(r"0|[1-9][0-9]*")
 
 
 class OpenAPIError(Exception):
@@ -72,7 +98,7 @@ def resolve_pointer(document: Any, pointer: str) -> Any:
         if isinstance(node, dict):
             node = node[token]
         elif isinstance(node, list):
-            if not token.isdigit():
+            if not _INDEX.fullmatch(token):
                 raise KeyError(pointer)
             node = node[int(token)]
         else:
@@ -117,16 +143,17 @@ class _Bundler:
         self.bundle[candidate] = self.walk(target, path)
         return candidate
 
-    def walk(self, node: Any, base: Path) -> Any:
+    def walk(self, node: Any, base: Path, parent: str | None = None) -> Any:
         if isinstance(node, dict):
             out: dict[str, Any] = {}
+            names = parent in _NAME_MAPS
             for key, value in node.items():
-                if key == "$ref" and isinstance(value, str):
+                if key == "$ref" and isinstance(value, str) and not names:
                     out[key] = self.rewrite(value, base)
-                elif key in _SKIP_KEYS:
+                elif key in _SKIP_KEYS and not names:
                     out[key] = value
                 else:
-                    out[key] = self.walk(value, base)
+                    out[key] = self.walk(value, base, key)
             return out
         if isinstance(node, list):
             return [self.walk(item, base) for item in node]
@@ -157,6 +184,12 @@ def load_openapi(path: Path, overlays: list[tuple[Path, str]] | None = None) -> 
         raise OpenAPIError("an OpenAPI document must be a mapping", main.source, 1)
     raw = main.value
     version_text = raw.get("openapi")
+    if isinstance(version_text, (int, float)) and not isinstance(version_text, bool):
+        raise OpenAPIError(
+            f"the 'openapi' field must be a string: write openapi: \"{version_text}.x\" (quoted)",
+            main.source,
+            main.line_of(("openapi",)),
+        )
     if not isinstance(version_text, str):
         raise OpenAPIError(
             "missing 'openapi' version field (Swagger 2.0 is not supported)", main.source, main.line_of(())

@@ -22,7 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-import orjson
+from apishield.jsonstrict import JSONRejected, parse
 
 __all__ = ["ParamSpec", "coerce", "schema_types"]
 
@@ -58,12 +58,12 @@ def schema_types(schema: Any, deref: Callable[[str], Any]) -> set[str]:
 
 def coerce(value: str, types: set[str] | frozenset[str]) -> Any:
     """Coerce a string by the first type it fits; return it unchanged otherwise."""
-    if "integer" in types and _INT.match(value):
+    if "integer" in types and _INT.match(value) and len(value) <= 40:
         return int(value)
-    if "number" in types and _NUM.match(value):
+    if "number" in types and _NUM.match(value) and len(value) <= 400:
         number = float(value)
         if math.isfinite(number):
-            return int(value) if _INT.match(value) else number
+            return int(value) if _INT.match(value) and len(value) <= 40 else number
     if "boolean" in types and value in ("true", "false"):
         return value == "true"
     if "null" in types and value == "" and "string" not in types:
@@ -96,9 +96,9 @@ class ParamSpec:
     def from_string(self, raw: str) -> Any:
         if self.content_json:
             try:
-                return orjson.loads(raw)
-            except orjson.JSONDecodeError:
-                return raw
+                return parse(raw.encode("utf-8", "surrogatepass"), max_depth=32)
+            except JSONRejected:
+                return raw  # no single reading: validated (and refused) as a string
         if self.kind == "primitive":
             return coerce(raw, self.types)
         sep = {"spaceDelimited": " ", "pipeDelimited": "|"}.get(self.style, ",")

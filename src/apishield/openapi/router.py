@@ -65,6 +65,8 @@ class Router(Generic[T]):
     def add(self, template: str, target: T) -> None:
         if not template.startswith("/"):
             raise RouteConflict(f"path {template!r} must start with '/'")
+        if _PARAM.sub("", template).count("{") or _PARAM.sub("", template).count("}"):
+            raise RouteConflict(f"path {template!r} has an unbalanced or empty template expression")
         shape = _PARAM.sub("{}", template)
         if shape in self._shapes:
             raise RouteConflict(f"paths {self._shapes[shape]!r} and {template!r} are identical templates")

@@ -64,12 +64,12 @@ class CompiledSchema:
             location = self.location
             if split_location and path:
                 location = str(path.pop(0))
-            out.extend(self._explain(err, path, location))
+            out.extend(self._explain(err, path, location, instance))
             if len(out) >= limit:
                 break
         return out[:limit]
 
-    def _explain(self, err: Any, path: list[str | int], location: str) -> list[Violation]:
+    def _explain(self, err: Any, path: list[str | int], location: str, root: Any) -> list[Violation]:
         kind = err.kind
         name = type(kind).__name__
         pointer = _pointer(path)
@@ -82,10 +82,30 @@ class CompiledSchema:
             return [Violation(_pointer([*path, str(kind.property)]), "is required", location)]
         if name == "FalseSchema":
             schema_path = list(err.schema_path)
+            if schema_path and schema_path[-1] == "additionalProperties":
+                # A closed object without `properties`: every member is undocumented. The engine
+                # reports this once, at the object, so the members are named from the instance.
+                target = _at(root, list(err.instance_path))
+                if isinstance(target, dict) and target:
+                    return [
+                        Violation(_pointer([*path, str(k)]), "is not a documented property", location, name)
+                        for k in target
+                    ]
+                return [Violation(pointer, "is not a documented property", location, name)]
             if len(schema_path) >= 2 and schema_path[-2] == "properties":
                 return [Violation(pointer, _FLAG_REASON[self.direction], location)]
             return [Violation(pointer, "is not allowed here", location)]
         return [Violation(pointer, _reason(name, kind), location, name)]
+
+
+def _at(root: Any, path: list[str | int]) -> Any:
+    node = root
+    for part in path:
+        try:
+            node = node[part]
+        except (KeyError, IndexError, TypeError):
+            return None
+    return node
 
 
 def _reason(name: str, kind: Any) -> str:

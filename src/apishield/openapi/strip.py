@@ -40,6 +40,20 @@ __all__ = ["Stripper", "compile_stripper"]
 Stripper = Callable[[Any, str, list[str]], Any]
 
 
+_SHAPE_KEYS = frozenset(
+    {
+        "properties",
+        "patternProperties",
+        "additionalProperties",
+        "items",
+        "prefixItems",
+        "allOf",
+        "anyOf",
+        "oneOf",
+    }
+)
+
+
 def _keep(value: Any, pointer: str, removed: list[str]) -> Any:
     return value
 
@@ -58,7 +72,11 @@ class _Compiler:
             return _keep
         ref = schema.get("$ref")
         if isinstance(ref, str):
-            return self._ref(ref)
+            siblings = {k: v for k, v in schema.items() if k != "$ref"}
+            if not any(k in siblings for k in _SHAPE_KEYS):
+                return self._ref(ref)
+            # 3.1: keywords beside $ref apply too; declared members are the union of both
+            return self.compile({"allOf": [{"$ref": ref}, siblings]})
         named: dict[str, Any] = {}
         patterns: list[tuple[re.Pattern[str], Any]] = []
         additional: Any = None
@@ -82,6 +100,8 @@ class _Compiler:
             add = part.get("additionalProperties")
             if add is not None and add is not False and additional is None:
                 additional = add
+                if isinstance(add, dict):
+                    declares = True  # a map: every member's value is described by this schema
             if items is None and "items" in part:
                 items = part["items"]
             if not prefix and isinstance(part.get("prefixItems"), list):

@@ -1,27 +1,21 @@
-"""One HTTP/1.1 client connection to an upstream: the wire half of :mod:`apishield.proxy.client`.
+"""HTTP/1.1 upstream connection: the wire half of :mod:`apishield.proxy.client`.
 
-:class:`H1Connection` is an :class:`asyncio.Protocol` that writes one request at a time and parses the
-response with llhttp (``httptools.HttpResponseParser``). Each exchange is awaited through a single
-future completed from the protocol callbacks, so the hot path creates no task. It implements:
+:class:`H1Connection` is an :class:`asyncio.Protocol` carrying one exchange at a time. Responses are
+parsed by llhttp (``httptools.HttpResponseParser``) and handed over through one future completed from
+the protocol callbacks, so no task is created per request. Implemented:
 
-* RFC 9112 §4 and §5: status line and header section, parsed strictly by llhttp; header names are
-  lower-cased, values kept as received. The header section is bounded in size.
-* RFC 9112 §6.3: message body length. HEAD responses and 1xx/204/304 responses carry no content,
-  chunked (RFC 9112 §7.1) and Content-Length framing come from llhttp, and a response with neither is
-  read until the connection closes. Trailer fields are discarded (RFC 9110 §6.5.1 allows it).
-* RFC 9110 §15.2: interim 1xx responses are skipped; an unrequested 101 is a protocol error.
-* RFC 9112 §8: a message cut short by the connection closing is incomplete and fails.
-* RFC 9112 §9.3 and §9.6: the connection stays reusable only when the response was read whole, was
-  keep-alive, and no byte arrived that belonged to no request (RFC 9112 §9.2).
-* RFC 9112 §9.5: a timeout fails the exchange and closes the connection; a response arriving while a
-  streamed request body is still being sent stops the transmission.
-* RFC 9112 §9.8: over TLS, an end of the connection without close_notify makes a read-until-close
-  response incomplete.
+* RFC 9112 §4, §5: strict status line and field parsing; names lower-cased, values as received; the
+  header section is size-bounded. Trailer fields are discarded (RFC 9110 §6.5.1).
+* RFC 9112 §6.3: no content for HEAD (RFC 9110 §9.3.2), 1xx, 204 and 304; chunked (RFC 9112 §7.1) or
+  Content-Length framing, else read until close. Interim 1xx responses are skipped (RFC 9110 §15.2).
+* RFC 9112 §8, §9.8: a message cut short by a close fails, and so does, over TLS, a read-until-close
+  message ended without close_notify.
+* RFC 9112 §9.2, §9.3, §9.6: reuse only after a complete keep-alive response and no stray bytes.
+* RFC 9112 §9.5: a timeout fails the exchange and drops the connection; a response arriving early
+  stops a streamed request body.
 
-Timers: every connection has at most one timer handle, moved lazily. A deadline change only records
-the new time; when the timer fires early it re-arms itself for the recorded deadline. Steady
-keep-alive traffic therefore schedules about one timer per ``read_timeout`` per connection instead of
-one per request.
+Each connection owns at most one timer, moved lazily: a new deadline is only recorded, and a timer
+that fires early re-arms itself for it, so keep-alive traffic costs about one timer per read_timeout.
 """
 
 from __future__ import annotations
@@ -56,27 +50,21 @@ class UpstreamError(Exception):
 
 
 class UpstreamConnectError(UpstreamError):
-    """The upstream could not be reached, or closed the connection before any response byte."""
-
-    status_hint = 502
+    """The upstream could not be reached, or closed the connection before any response byte (502)."""
 
 
 class UpstreamTimeout(UpstreamError):
-    """Connecting, waiting for a pooled connection, or waiting for the response took too long."""
+    """Connecting, waiting for a pooled connection, or waiting for the response took too long (504)."""
 
     status_hint = 504
 
 
 class UpstreamProtocolError(UpstreamError):
-    """The upstream's response was malformed, badly framed or incomplete."""
-
-    status_hint = 502
+    """The upstream's response was malformed, badly framed or incomplete (502)."""
 
 
 class UpstreamResponseTooLarge(UpstreamError):
-    """The response content (or its header section) exceeded the configured limit."""
-
-    status_hint = 502
+    """The response content, or its header section, exceeded the configured limit (502)."""
 
 
 class StaleConnectionError(UpstreamConnectError):
@@ -100,7 +88,7 @@ class H1Connection(asyncio.Protocol):
         self._transport: asyncio.Transport | None = None
         self._parser = HttpResponseParser(self)
         self._parser_dirty = False
-        self._closed = False
+        self.closed = False
         self._reusable = True
         self._served = 0
         self._reused = False
@@ -122,16 +110,12 @@ class H1Connection(asyncio.Protocol):
 
     # -- state queried by the pool -------------------------------------------------------------------
 
-    @property
-    def closed(self) -> bool:
-        return self._closed
-
     def usable(self, now: float) -> bool:
         """Whether an idle connection may carry another request at time ``now``."""
         transport = self._transport
         return (
             self._reusable
-            and not self._closed
+            and not self.closed
             and transport is not None
             and not transport.is_closing()
             and now < self._deadline
@@ -139,7 +123,7 @@ class H1Connection(asyncio.Protocol):
 
     @property
     def reusable(self) -> bool:
-        return self._reusable and not self._closed
+        return self._reusable and not self.closed
 
     def mark_idle(self, deadline: float) -> None:
         """Back in the pool; close by itself once ``deadline`` (the idle timeout) passes."""
@@ -231,10 +215,14 @@ class H1Connection(asyncio.Protocol):
     # -- teardown ------------------------------------------------------------------------------------
 
     def close(self) -> None:
-        """Close gracefully (pending writes are flushed first)."""
+        """Close; gracefully only when nothing is left to send, so it never waits on the upstream."""
         self._reusable = False
-        if self._transport is not None and not self._closed:
-            self._transport.close()
+        transport = self._transport
+        if transport is not None and not self.closed:
+            if transport.get_write_buffer_size():
+                transport.abort()
+            else:
+                transport.close()
 
     def abort(self) -> None:
         """Drop the connection at once; a still pending exchange is abandoned (its waiter cancelled)."""
@@ -243,7 +231,7 @@ class H1Connection(asyncio.Protocol):
         if waiter is not None:
             self._waiter = None
             waiter.cancel()
-        if self._transport is not None and not self._closed:
+        if self._transport is not None and not self.closed:
             self._transport.abort()
 
     def shutdown(self, reason: str) -> None:
@@ -254,7 +242,7 @@ class H1Connection(asyncio.Protocol):
             self.close()
 
     async def wait_closed(self) -> None:
-        if self._closed:
+        if self.closed:
             return
         if self._lost is None:
             self._lost = self._loop.create_future()
@@ -268,7 +256,7 @@ class H1Connection(asyncio.Protocol):
             if not waiter.done():
                 waiter.set_exception(exc)
         self._wake_drain()
-        if self._transport is not None and not self._closed:
+        if self._transport is not None and not self.closed:
             self._transport.abort()
 
     def _wake_drain(self) -> None:
@@ -291,7 +279,7 @@ class H1Connection(asyncio.Protocol):
         self._timer = None
         self._timer_at = _INF
         deadline = self._deadline
-        if self._closed or deadline == _INF:
+        if self.closed or deadline == _INF:
             return
         if self._loop.time() + _TIMER_SLACK < deadline:
             self._set_deadline(deadline)  # moved since armed: sleep on
@@ -347,7 +335,7 @@ class H1Connection(asyncio.Protocol):
         self._wake_drain()
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self._closed = True
+        self.closed = True
         self._reusable = False
         if self._timer is not None:
             self._timer.cancel()

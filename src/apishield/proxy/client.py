@@ -1,38 +1,30 @@
-"""The gateway's upstream client: a pooled HTTP/1.1 keep-alive client built for proxying.
+"""The gateway's upstream client: pooled HTTP/1.1 keep-alive connections to one origin.
 
-:class:`UpstreamPool` sends one request at a time per connection and returns the whole response
-(:class:`UpstreamResponse`). The wire protocol and response parsing live in
-:mod:`apishield.proxy._h1`; this module does the request message, the pool and the retry rule.
+:class:`UpstreamPool` sends a request and returns the whole :class:`UpstreamResponse`. This module
+builds the request message and runs the pool; :mod:`apishield.proxy._h1` speaks the wire protocol.
 
-Requests (RFC 9112 §3, RFC 9110):
+Requests (:class:`ValueError` before anything is sent when invalid):
 
-* The request line carries an origin-form target (RFC 9112 §3.2.1), prefixed with the base URL's
-  path; targets with whitespace or control characters are rejected.
-* Header names must be tokens (RFC 9110 §5.1); values with CR, LF or NUL are rejected (RFC 9110 §5.5,
-  RFC 9112 §11.1 response splitting). Either raises :class:`ValueError` before anything is sent.
-* ``Host`` (RFC 9110 §7.2) is added from the base URL unless the caller supplies one. The client owns
-  the message framing and the connection: caller-supplied ``Content-Length``, ``Transfer-Encoding``,
-  ``Connection`` and ``Keep-Alive`` are dropped (RFC 9110 §7.6.1, RFC 9112 §11.2 request smuggling).
-* A bytes body is sent with ``Content-Length`` (RFC 9110 §8.6), omitted when empty for methods whose
-  semantics anticipate no content; an async-iterator body is sent chunked (RFC 9112 §7.1).
+* Origin-form target (RFC 9112 §3.2.1) behind the base URL's path prefix; no whitespace or controls.
+* Field names must be tokens (RFC 9110 §5.1); values must not hold CR, LF or NUL (RFC 9110 §5.5,
+  RFC 9112 §11.1). ``Host`` (RFC 9110 §7.2) is added unless the caller sent one.
+* The client owns framing and connection management (RFC 9110 §7.6.1, RFC 9112 §11.2): the caller's
+  Content-Length, Transfer-Encoding, Connection and Keep-Alive fields are dropped. A bytes body gets
+  Content-Length (RFC 9110 §8.6; left out when empty for methods not expecting content), an
+  async-iterator body is sent chunked (RFC 9112 §7.1).
 
-Connections (RFC 9112 §9):
+Connections (RFC 9112 §9): reused most-recently-used first (§9.3); at most ``max_connections`` open
+(§9.4), further callers wait up to ``pool_timeout``; idle ones close after ``idle_timeout``. ``https``
+uses TLS with SNI and certificate verification (RFC 9112 §9.7, RFC 9110 §4.3.4).
 
-* Keep-alive connections are reused most-recently-used first (RFC 9112 §9.3); at most
-  ``max_connections`` are open at once (RFC 9112 §9.4), further callers wait up to ``pool_timeout``.
-  Idle connections close after ``idle_timeout``; at most ``max_idle_connections`` stay idle.
-* ``https`` base URLs use TLS with SNI and certificate verification (RFC 9112 §9.7, RFC 9110 §4.3.4).
-* Retry (RFC 9112 §9.3.1): when a *reused* connection ends before any response byte (the upstream
-  closed it while idle), the request is sent once more on a fresh connection, only for idempotent
-  methods (RFC 9110 §9.2.2) with a bytes body. Nothing else is ever retried.
+Retry (RFC 9112 §9.3.1): when a *reused* connection ends before any response byte (the upstream
+closed it while idle), the request is sent once more on a new connection, and only for idempotent
+methods (RFC 9110 §9.2.2) with a bytes body. Nothing else is retried.
 
-Timeouts:
-
-* ``connect_timeout`` bounds TCP connect plus the TLS handshake.
-* ``read_timeout`` is a deadline for the whole response: it starts when the request has been written
-  to the connection and is *not* extended by arriving data. For streamed bodies, each wait for the
-  upstream to accept more body bytes is bounded by it as well; waiting on the caller's iterator is not.
-* ``pool_timeout`` bounds the wait for a free connection slot.
+Timeouts: ``connect_timeout`` bounds TCP connect plus TLS handshake. ``read_timeout`` is a deadline
+for the whole response, starting once the request is written; arriving data does not extend it. For
+streamed bodies it also bounds each wait for the upstream to take more bytes, but not the waits on
+the caller's iterator. ``pool_timeout`` bounds the wait for a connection slot.
 """
 
 from __future__ import annotations
@@ -45,7 +37,7 @@ import re
 import ssl
 from collections import deque
 from collections.abc import AsyncIterator
-from typing import Final, NoReturn
+from typing import Any, Final, NoReturn
 from urllib.parse import urlsplit
 
 from apishield.proxy._h1 import (
@@ -84,6 +76,7 @@ _URL_FORBIDDEN_RE: Final = re.compile(r"[\x00-\x20\x7f]")
 _REG_NAME_RE: Final = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9_.-]*[A-Za-z0-9])?")
 _PATH_RE: Final = re.compile(r"(?:/[A-Za-z0-9\-._~!$&'()*+,;=:@%]*)*")
 
+_Fields = list[tuple[bytes, bytes]]
 # method -> (bytes on the wire, send "content-length: 0" when empty, retryable, is HEAD)
 _MethodInfo = tuple[bytes, bool, bool, bool]
 _methods: dict[str, _MethodInfo] = {}
@@ -104,7 +97,7 @@ def _method_info(method: str) -> _MethodInfo:
     return info
 
 
-def _reject_headers(headers: list[tuple[bytes, bytes]]) -> NoReturn:
+def _reject_headers(headers: _Fields) -> NoReturn:
     """Slow path of the header check: name the offending field."""
     for name, value in headers:
         if name.lower() in _OWNED_NAMES:
@@ -162,13 +155,13 @@ def _parse_base_url(base_url: str) -> tuple[bool, str, int, str, bytes]:
     return tls, host, port, authority, path.encode("ascii")
 
 
-def _positive(name: str, value: float) -> float:
-    if not (isinstance(value, int | float) and value > 0 and math.isfinite(value)):
+def _seconds(name: str, value: float) -> float:
+    if not (isinstance(value, int | float) and 0 < value < math.inf):
         raise ValueError(f"{name} must be a positive, finite number of seconds, got {value!r}")
     return float(value)
 
 
-def _at_least(name: str, value: int, minimum: int) -> int:
+def _count(name: str, value: int, minimum: int) -> int:
     if not isinstance(value, int) or value < minimum:
         raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
     return value
@@ -192,22 +185,23 @@ class UpstreamPool:
         max_response_header_bytes: int = 64 * 1024,
     ) -> None:
         tls, self._host, self._port, self._authority, self._prefix = _parse_base_url(base_url)
-        if tls:
-            self._ssl: ssl.SSLContext | None = ssl_context or ssl.create_default_context()
-            self._server_hostname: str | None = self._host
-        elif ssl_context is not None:
+        if ssl_context is not None and not tls:
             raise ValueError("ssl_context is only used with an https:// base_url")
-        else:
-            self._ssl = None
-            self._server_hostname = None
-        self._connect_timeout = _positive("connect_timeout", connect_timeout)
-        self._read_timeout = _positive("read_timeout", read_timeout)
-        self._idle_timeout = _positive("idle_timeout", idle_timeout)
-        self._pool_timeout = _positive("pool_timeout", pool_timeout)
-        self._max_connections = _at_least("max_connections", max_connections, 1)
-        self._max_idle = _at_least("max_idle_connections", max_idle_connections, 0)
-        self._max_body = _at_least("max_response_bytes", max_response_bytes, 0)
-        self._max_head = _at_least("max_response_header_bytes", max_response_header_bytes, 1)
+        self._connect_timeout = _seconds("connect_timeout", connect_timeout)
+        self._read_timeout = _seconds("read_timeout", read_timeout)
+        self._idle_timeout = _seconds("idle_timeout", idle_timeout)
+        self._pool_timeout = _seconds("pool_timeout", pool_timeout)
+        self._max_connections = _count("max_connections", max_connections, 1)
+        self._max_idle = _count("max_idle_connections", max_idle_connections, 0)
+        self._max_body = _count("max_response_bytes", max_response_bytes, 0)
+        self._max_head = _count("max_response_header_bytes", max_response_header_bytes, 1)
+        self._tls: dict[str, Any] = {}
+        if tls:  # certificate and host name verified by default; SNI sent (RFC 9112 §9.7)
+            self._tls = {
+                "ssl": ssl_context or ssl.create_default_context(),
+                "server_hostname": self._host,
+                "ssl_shutdown_timeout": self._connect_timeout,  # bounds the close_notify exchange
+            }
         self._host_line = b"host: " + self._authority.encode("ascii") + b"\r\n"
         self._loop: asyncio.AbstractEventLoop | None = None
         self._idle: list[H1Connection] = []
@@ -233,15 +227,13 @@ class UpstreamPool:
         Raises :class:`ValueError` for an invalid method, target or header (nothing is sent), and an
         :class:`UpstreamError` subclass when the upstream exchange fails.
         """
-        wire_method, length_if_empty, retryable, is_head = _methods.get(method) or _method_info(method)
+        wire_method, zero_cl, retryable, is_head = _methods.get(method) or _method_info(method)
         if isinstance(body, bytes):
-            data = body
-            head = self._head(wire_method, target, headers, len(data), False, length_if_empty)
-            stream = None
+            data, stream = body, None
+            head = self._head(wire_method, target, headers, len(body), zero_cl)
         else:
-            data = b""
-            head = self._head(wire_method, target, headers, 0, True, False)
-            stream = body
+            data, stream = b"", body
+            head = self._head(wire_method, target, headers, None, False)
         if self._closed:
             raise UpstreamConnectError("the upstream pool is closed")
         loop = self._loop
@@ -305,15 +297,8 @@ class UpstreamPool:
 
     # -- request message -----------------------------------------------------------------------------
 
-    def _head(
-        self,
-        method: bytes,
-        target: bytes,
-        headers: list[tuple[bytes, bytes]],
-        body_length: int,
-        chunked: bool,
-        length_if_empty: bool,
-    ) -> bytes:
+    def _head(self, method: bytes, target: bytes, fields: _Fields, length: int | None, cl0: bool) -> bytes:
+        """The request head: ``length`` None means chunked; ``cl0`` sends "content-length: 0" if empty."""
         if target[:1] != b"/" or _BAD_TARGET_RE.search(target) is not None:
             raise ValueError(
                 "request target must be origin-form (RFC 9112 §3.2.1) without whitespace, "
@@ -322,7 +307,7 @@ class UpstreamPool:
         parts = [method, b" ", self._prefix, target, b" HTTP/1.1\r\n"]
         names: list[bytes] = []
         has_host = False
-        for name, value in headers:
+        for name, value in fields:
             if len(name) in _SPECIAL_LENGTHS:
                 lower = name.lower()
                 if lower in _OWNED_NAMES:
@@ -337,11 +322,11 @@ class UpstreamPool:
         if not has_host:
             parts.append(self._host_line)
             lines += 1
-        if chunked:
+        if length is None:
             parts.append(b"transfer-encoding: chunked\r\n")
             lines += 1
-        elif body_length or length_if_empty:
-            parts.append(b"content-length: %d\r\n" % body_length)
+        elif length or cl0:
+            parts.append(b"content-length: %d\r\n" % length)
             lines += 1
         parts.append(b"\r\n")
         head = b"".join(parts)
@@ -354,7 +339,7 @@ class UpstreamPool:
             or head.count(b"\r") != lines
             or b"\x00" in head
         ):
-            _reject_headers(headers)
+            _reject_headers(fields)
         return head
 
     # -- pool ----------------------------------------------------------------------------------------
@@ -422,9 +407,7 @@ class UpstreamPool:
         conn = H1Connection(loop, self._conn_lost, self._max_body, self._max_head)
         try:
             async with asyncio.timeout(self._connect_timeout):
-                await loop.create_connection(
-                    lambda: conn, self._host, self._port, ssl=self._ssl, server_hostname=self._server_hostname
-                )
+                await loop.create_connection(lambda: conn, self._host, self._port, **self._tls)
         except TimeoutError as exc:
             raise UpstreamTimeout(f"connecting to {self._authority} exceeded connect_timeout") from exc
         except OSError as exc:  # refused, unreachable, reset, TLS handshake or verification failure

@@ -20,6 +20,8 @@ from apishield.core.pipeline import Pipeline
 from apishield.core.stage import problem_reply
 from apishield.problem import BadGateway, BadRequest, GatewayTimeout, Problem
 from apishield.proxy.client import UpstreamError, UpstreamPool, UpstreamTimeout
+from apishield.runtime import Runtime
+from apishield.services.effects import EffectRunner
 
 __all__ = ["Gateway"]
 
@@ -39,10 +41,18 @@ class _ClientGone(Exception):
 class Gateway:
     """ASGI application: ``uvicorn`` serves it; one instance per worker process."""
 
-    def __init__(self, pipeline: Pipeline, config: Config) -> None:
+    def __init__(self, pipeline: Pipeline, config: Config, effects: EffectRunner | None = None) -> None:
         self.pipeline = pipeline
         self.config = config
         self.pool: UpstreamPool | None = None
+        self.effects = effects
+        self._started = False
+
+    @classmethod
+    def from_runtime(cls, runtime: Runtime, config: Config | None = None) -> Gateway:
+        """The gateway for a loaded policy (``config`` may override it, e.g. the demo's ports)."""
+        runner = EffectRunner(runtime.auth, runtime.loaded.base_dir) if runtime.auth.enabled else None
+        return cls(runtime.pipeline, config or runtime.loaded.config, runner)
 
     def _make_pool(self) -> UpstreamPool:
         proxy = self.config.proxy
@@ -57,8 +67,14 @@ class Gateway:
     async def startup(self) -> None:
         if self.pool is None:
             self.pool = self._make_pool()
+        if self.effects is not None and not self._started:
+            self._started = True
+            await self.effects.start()
 
     async def shutdown(self) -> None:
+        if self.effects is not None and self._started:
+            self._started = False
+            await self.effects.stop()
         if self.pool is not None:
             await self.pool.aclose()
             self.pool = None
@@ -101,6 +117,13 @@ class Gateway:
         pipeline = self.pipeline
         ex = pipeline.begin(head)
         try:
+            rounds = 0
+            while ex.pending is not None:
+                rounds += 1
+                if self.effects is None or rounds > 8:
+                    raise RuntimeError(f"unresolvable effect {ex.pending!r}")
+                ex.resolved[ex.pending] = await self.effects.run(ex.pending)
+                pipeline.resume(ex)
             if ex.reply is None:
                 await self._read_body(ex, receive)
             if ex.reply is None:
@@ -116,6 +139,8 @@ class Gateway:
             reply = pipeline.finish(ex)
         await send({"type": "http.response.start", "status": reply.status, "headers": reply.headers})
         await send({"type": "http.response.body", "body": b"" if head.method == "HEAD" else reply.body})
+        if ex.after_effects and self.effects is not None:
+            await self.effects.after(ex.after_effects)
 
     async def _read_body(self, ex: Exchange, receive: Any) -> None:
         if not ex.body_expected:

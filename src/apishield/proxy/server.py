@@ -29,7 +29,7 @@ CONFIG_ENV = "APISHIELD_CONFIG"
 
 def build_gateway(config_path: str) -> Gateway:
     runtime = load_runtime(config_path)
-    return Gateway(runtime.pipeline, runtime.loaded.config)
+    return Gateway.from_runtime(runtime)
 
 
 def factory() -> Gateway:

@@ -17,6 +17,7 @@ The upstream receives a request rebuilt from what the gateway validated:
 
 from __future__ import annotations
 
+from apishield.config.auth import IdentityHeaders
 from apishield.core.exchange import Exchange, Headers
 from apishield.core.normalize import encode_query, encode_segment
 from apishield.core.stage import Stage
@@ -61,16 +62,33 @@ def strip_hop_by_hop(headers: Headers, extra: frozenset[bytes] = frozenset()) ->
 class ForwardStage(Stage):
     name = "forward"
 
-    def __init__(self, preserve_host: bool) -> None:
+    def __init__(self, preserve_host: bool, identity: IdentityHeaders | None = None) -> None:
         self.preserve_host = preserve_host
+        self.identity = identity or IdentityHeaders()
+        names = [self.identity.subject, self.identity.client, self.identity.scopes, self.identity.auth_method]
+        drop = {n.lower().encode("latin-1") for n in [*names, *self.identity.strip]}
+        if not self.identity.forward_authorization:
+            drop.add(b"authorization")
+        self.drop = _DROP_REQUEST | frozenset(drop)
+        self.names = [n.lower().encode("latin-1") for n in names]
 
     def on_request_head(self, ex: Exchange) -> None:
         req = ex.request
         path = "/" + "/".join(encode_segment(s) for s in ex.segments)
         target = path + ("?" + encode_query(ex.query_pairs) if ex.query_pairs else "")
         ex.forward_target = target.encode("ascii")
-        drop = _DROP_REQUEST if self.preserve_host else _DROP_REQUEST | {b"host"}
+        drop = self.drop if self.preserve_host else self.drop | {b"host"}
         headers = strip_hop_by_hop(req.headers, drop)
+        principal = ex.principal
+        if principal.authenticated:
+            subject, client, scopes, method = self.names
+            if principal.subject is not None:
+                headers.append((subject, _header_value(principal.subject)))
+            if principal.client_id is not None:
+                headers.append((client, _header_value(principal.client_id)))
+            granted = principal.scopes | principal.api_key_scopes
+            headers.append((scopes, _header_value(" ".join(sorted(granted)))))
+            headers.append((method, principal.method.encode("ascii")))
         client_ip = req.client[0] if req.client else "unknown"
         host = req.header(b"host") or b""
         node = f'"[{client_ip}]"' if ":" in client_ip else client_ip
@@ -85,6 +103,11 @@ class ForwardStage(Stage):
             (b"x-request-id", ex.request_id.encode("ascii")),
         ]
         ex.forward_headers = headers
+
+
+def _header_value(value: str) -> bytes:
+    """A claim as a header value: control characters cannot reach the upstream's parser."""
+    return "".join(c if " " <= c != "\x7f" else "?" for c in value).encode("utf-8")
 
 
 def _quote_token(value: str) -> str:

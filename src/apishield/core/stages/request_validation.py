@@ -85,11 +85,6 @@ class RequestValidationStage(Stage):
         op = ex.operation
         assert op is not None  # the route stage ran
         mode = self.mode_for(op)
-        try:
-            ex.query_pairs = parse_query(ex.request.query_string)
-        except Problem as problem:
-            self.reject(ex, problem)  # unparseable targets are refused even in report mode
-            return
         if mode == "off":
             ex.body_limit = self.max_body_bytes
             ex.body_expected = self._has_body(ex)

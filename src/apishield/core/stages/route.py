@@ -10,7 +10,7 @@ report mode: an operation that is not documented has no checks to report on.
 from __future__ import annotations
 
 from apishield.core.exchange import Exchange
-from apishield.core.normalize import split_path
+from apishield.core.normalize import parse_query, split_path
 from apishield.core.stage import Stage
 from apishield.openapi.compile import Operation
 from apishield.openapi.router import Router
@@ -28,6 +28,7 @@ class RouteStage(Stage):
     def on_request_head(self, ex: Exchange) -> None:
         try:
             segments = split_path(ex.request.raw_path)
+            ex.query_pairs = parse_query(ex.request.query_string)
         except Problem as problem:
             self.reject(ex, problem)
             return

@@ -1,0 +1,1 @@
+"""Authentication: credentials, tokens, keys and the principal they establish."""

@@ -1,0 +1,53 @@
+"""Effects: the I/O a stage needs, asked of the adapter instead of performed.
+
+The decision core never opens a socket. When a stage needs something only
+I/O can provide (a JWKS refetch, a token introspection, an API key record,
+a shared-registry lookup), it sets ``exchange.pending`` to an effect and
+returns. The adapter performs it, stores the result in
+``exchange.resolved[effect]`` and resumes the pipeline, which runs the same
+stage again; the stage now finds its answer. Effects are frozen dataclasses,
+so equal requests are one key (and one fetch, when the runner coalesces).
+
+*After-effects* are fire-and-forget writes decided by the core (record an
+issued token) that the adapter performs once the reply is sent.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+__all__ = ["CheckIssued", "Effect", "Introspect", "LookupAPIKey", "RecordIssued", "RefreshKeys"]
+
+
+@dataclass(frozen=True, slots=True)
+class RefreshKeys:
+    """Fetch the JWKS of ``issuer`` now (unknown ``kid``, or no usable keys)."""
+
+    issuer: str
+
+
+@dataclass(frozen=True, slots=True)
+class Introspect:
+    """Ask introspection endpoint number ``provider`` about ``token`` (RFC 7662)."""
+
+    provider: int
+    token: str = field(repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class LookupAPIKey:
+    key_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class CheckIssued:
+    digest: str
+
+
+@dataclass(frozen=True, slots=True)
+class RecordIssued:
+    digest: str
+    ttl: float
+
+
+Effect = RefreshKeys | Introspect | LookupAPIKey | CheckIssued

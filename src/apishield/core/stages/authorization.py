@@ -1,0 +1,63 @@
+"""Function-level authorization: may this principal call this operation at all?
+
+The operation's security requirements (compiled by
+:mod:`apishield.auth.security`) decide: a public operation admits anyone;
+an operation without requirements is denied (default deny); otherwise one
+alternative must be satisfied. Without credentials the answer is 401 with a
+challenge (RFC 6750 §3); with a token lacking scopes, 403
+``insufficient_scope`` naming the scopes (RFC 6750 §3.1); with credentials
+of a kind the operation does not accept, 401.
+"""
+
+from __future__ import annotations
+
+from apishield.auth import rfc6750
+from apishield.auth.security import SecurityPlan
+from apishield.core.exchange import Exchange
+from apishield.core.stage import Stage
+
+__all__ = ["AuthorizationStage"]
+
+
+class AuthorizationStage(Stage):
+    name = "authorization"
+
+    def __init__(self, plans: dict[str, SecurityPlan], realm: str) -> None:
+        self.plans = plans
+        self.realm = realm
+
+    def on_request_head(self, ex: Exchange) -> None:
+        op = ex.operation
+        assert op is not None
+        plan = self.plans[op.operation_id]
+        principal = ex.principal
+        if plan.mode == "public":
+            ex.decide(self.name, "allow", "public operation", rule=plan.reason)
+            return
+        if plan.mode == "deny":
+            self.reject(ex, rfc6750.Forbidden(detail="This operation is not available."), rule=plan.reason)
+            return
+        if plan.allows_anonymous and not principal.authenticated:
+            ex.decide(self.name, "allow", "anonymous access allowed")
+            return
+        for index, alt in enumerate(plan.alternatives):
+            if alt.satisfied_by(principal):
+                ex.decide(self.name, "allow", "security requirement satisfied", rule=f"security[{index}]")
+                return
+        if not principal.authenticated:
+            self.reject(ex, rfc6750.no_credentials(self.realm), rule="no credentials")
+            return
+        if "bearer" in principal.credentials and plan.accepts("bearer"):
+            missing = plan.missing_scopes(principal)
+            self.reject(ex, rfc6750.insufficient_scope(self.realm, missing), rule="insufficient scope")
+            return
+        if "api_key" in principal.credentials and plan.accepts("api_key"):
+            self.reject(
+                ex, rfc6750.Forbidden(detail="The API key lacks a required scope."), rule="api key scope"
+            )
+            return
+        self.reject(
+            ex,
+            rfc6750.invalid_token(self.realm, "These credentials are not accepted for this operation."),
+            rule="credential kind not accepted",
+        )
