@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-
 from typing import Any
 
 from apishield.auth.security import SecurityPlan, compile_security
@@ -73,6 +72,7 @@ def load_runtime(config_path: str | Path) -> Runtime:
                 document.source, document.line_of(issue.path), issue.path, issue.message, issue.severity
             )
         )
+    path: tuple[str | int, ...]
     for op_id in config.operations:
         if op_id not in api.operations:
             path = ("operations", op_id)
@@ -84,7 +84,7 @@ def load_runtime(config_path: str | Path) -> Runtime:
                     f"no operation {op_id!r} in the OpenAPI document",
                 )
             )
-    auth_path = ("auth",)
+    auth_path: tuple[str | int, ...] = ("auth",)
     try:
         auth = build_auth_state(config.auth, loaded.base_dir)
     except AuthConfigError as exc:

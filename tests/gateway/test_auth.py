@@ -93,7 +93,7 @@ def test_lowercase_bearer_scheme_accepted(auth: AuthStack) -> None:
 
 def test_tampered_token_is_invalid_token(auth: AuthStack) -> None:
     token = sign(auth.key, claims())
-    head, payload, sig = token.split(".")
+    head, _payload, sig = token.split(".")
     forged = sign(ec_key("k1"), claims(sub="admin"))  # same kid, attacker's key
     for bad in (f"{head}.{forged.split('.')[1]}.{sig}", forged, token[:-4] + "AAAA"):
         r = auth.call("GET", "/things", headers=bearer(bad))

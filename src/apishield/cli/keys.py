@@ -10,17 +10,18 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import Any
 
 import click
 
 from apishield.auth.apikeys import APIKeyRecord, generate_key
 from apishield.config.duration import parse_duration
+from apishield.services.apikey_store import APIKeyStore
+from apishield.services.revocation_store import RevocationStore
 
 __all__ = ["keys"]
 
 
-def _stores(config_path: str) -> tuple[Any, Any]:
+def _stores(config_path: str) -> tuple[APIKeyStore, RevocationStore]:
     from apishield.config.load import ConfigError, load_config
     from apishield.services.apikey_store import open_api_key_store
     from apishield.services.revocation_store import open_revocation_store

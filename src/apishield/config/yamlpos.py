@@ -144,7 +144,7 @@ def _construct_int(constructor: Any, node: yaml.ScalarNode) -> int:
     return int(text, 10)
 
 
-_Constructor.add_constructor("tag:yaml.org,2002:int", _construct_int)  # type: ignore[type-var]
+_Constructor.add_constructor("tag:yaml.org,2002:int", _construct_int)
 _BASE_LOADER: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 

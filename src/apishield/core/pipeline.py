@@ -22,7 +22,6 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Sequence
-
 from pathlib import Path
 
 from apishield.auth.security import SecurityPlan
@@ -33,9 +32,9 @@ from apishield.core.stage import Mode, Stage, problem_reply
 from apishield.core.stages.authentication import AuthenticationStage
 from apishield.core.stages.authorization import AuthorizationStage
 from apishield.core.stages.decision_log import DecisionLogStage
-from apishield.core.stages.issued_tokens import IssuedTokensStage
 from apishield.core.stages.forward import ForwardStage
 from apishield.core.stages.hygiene import HygieneStage
+from apishield.core.stages.issued_tokens import IssuedTokensStage
 from apishield.core.stages.request_validation import RequestValidationStage
 from apishield.core.stages.response_headers import ResponseHeadersStage
 from apishield.core.stages.response_validation import ResponseMode, ResponseValidationStage

@@ -4,14 +4,15 @@ RFC 7515 §4 and RFC 7519 §4 allow a recipient either to reject duplicate
 member names or to keep the lexically last one; apishield rejects them, since
 two parsers that pick different duplicates read two different tokens. RFC 8725
 §3.7 requires UTF-8. The rules are those of :func:`apishield.jsonstrict.parse`
-(I-JSON, RFC 7493 §2): no duplicates, no ``NaN``/``Infinity``, no byte-order
-mark, valid UTF-8, bounded nesting.
+(I-JSON, RFC 7493 §2): no duplicates, no ``NaN``/``Infinity``, numbers that fit
+a double, no byte-order mark, valid UTF-8, bounded nesting.
 
 Tokens are parsed on every request, so there is a fast path with the same
 result: the nesting limit is proven by counting brackets (a document with at
 most ``max_depth`` opening brackets cannot nest deeper than ``max_depth``,
-whatever is inside its strings), which spares the exact depth scan that
-``jsonstrict.parse`` runs; any document that the count cannot clear goes
+whatever is inside its strings), which spares the string-stripping depth scan
+that ``jsonstrict.parse`` runs first; the document is then decoded by
+jsonstrict's own decoder. Any document that the count cannot clear goes
 through ``jsonstrict.parse`` itself. Both paths additionally refuse lone
 surrogate escapes (``"\\ud800"``), which cannot be UTF-8 (RFC 8259 §8.2).
 """
@@ -27,18 +28,10 @@ from apishield.jose.errors import JOSEError
 __all__ = ["parse_json_object"]
 
 
-def _pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    obj = dict(pairs)
-    if len(obj) != len(pairs):
-        raise jsonstrict.JSONRejected("duplicate member name in an object")
-    return obj
-
-
-def _no_constant(name: str) -> Any:
-    raise jsonstrict.JSONRejected(f"{name} is not a JSON number")
-
-
-_DECODER = json.JSONDecoder(object_pairs_hook=_pairs, parse_constant=_no_constant)
+# jsonstrict's own decoder (duplicate names, NaN/Infinity, out-of-range numbers), so both
+# paths apply the same rules; tests/jose/test_jsonobj.py checks they agree
+_DECODER: json.JSONDecoder = jsonstrict._DECODER
+_WHITESPACE = " \t\n\r"  # RFC 8259 §2 insignificant whitespace
 
 
 def _parse_shallow(data: bytes) -> Any:
@@ -49,7 +42,12 @@ def _parse_shallow(data: bytes) -> Any:
     except UnicodeDecodeError:
         raise jsonstrict.JSONRejected("body is not valid UTF-8") from None
     try:
-        return _DECODER.decode(text)
+        if text[:1] in _WHITESPACE:  # "" included: decode() reports the empty document
+            return _DECODER.decode(text)
+        value, end = _DECODER.raw_decode(text)
+        if end != len(text) and text[end:].strip(_WHITESPACE):
+            return _DECODER.decode(text)  # reports the trailing data
+        return value
     except json.JSONDecodeError as exc:
         raise jsonstrict.JSONRejected(
             f"malformed JSON at line {exc.lineno} column {exc.colno}: {exc.msg}"

@@ -184,8 +184,8 @@ def parse_compact_jws(
     )
     _check_header(header, allowed_header_params, understood_crit)
     return CompactJWS(
-        header=header,
-        payload=_segment(payload_b64, "payload"),
-        signing_input=raw[: len(header_b64) + 1 + len(payload_b64)],
-        signature=_segment(signature_b64, "signature"),
+        header,
+        _segment(payload_b64, "payload"),
+        raw[: len(header_b64) + 1 + len(payload_b64)],
+        _segment(signature_b64, "signature"),
     )

@@ -18,7 +18,7 @@ bound to one algorithm, or refuses it:
   contains ``verify``;
 * RSA moduli have 2048 to 8192 bits and no ROCA fingerprint; the public
   exponent is odd and at least 3 (so ``e = 1``, which makes every "signature"
-  equal to its own padded message, is refused);
+  equal to its own padded message, is refused); the modulus is odd;
 * a public key set carrying private members (``d``, ``p``, ``q``, ``dp``,
   ``dq``, ``qi``, ``oth``) is refused: whoever published it leaked the key;
 * ``oct`` keys are accepted only when an HMAC algorithm is allowed, and are at
@@ -93,9 +93,8 @@ class VerificationKey:
     """A public (or HMAC) key bound to exactly one JWS algorithm (RFC 8725 §3.1).
 
     ``key`` is the joserfc key object (public part only for asymmetric keys);
-    ``thumbprint`` its RFC 7638 SHA-256 thumbprint. ``signature_length`` is the
-    exact length of a valid signature and ``op_key`` the backend key used to
-    verify; both are derived from ``key`` when not given.
+    ``thumbprint`` its RFC 7638 SHA-256 thumbprint. ``signature_length``, the
+    exact length of a valid signature, is derived from ``key`` when not given.
     """
 
     kid: str | None
@@ -104,7 +103,6 @@ class VerificationKey:
     key: Any
     thumbprint: str
     signature_length: int = field(default=0, compare=False, repr=False)
-    op_key: Any = field(default=None, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         spec = ALGORITHMS.get(self.alg)
@@ -112,8 +110,6 @@ class VerificationKey:
             raise JOSEError("key type does not match its algorithm")
         if not self.signature_length:
             object.__setattr__(self, "signature_length", _signature_length_of(spec, self.key))
-        if self.op_key is None:
-            object.__setattr__(self, "op_key", self.key.get_op_key("verify"))
 
     @property
     def spec(self) -> AlgSpec:
@@ -256,6 +252,8 @@ def _import_rsa(jwk: Mapping[str, Any]) -> tuple[Any, dict[str, str]]:
         raise JOSEError(f"RSA key is shorter than {MIN_RSA_BITS} bits")
     if bits > MAX_RSA_BITS:
         raise JOSEError(f"RSA key is longer than {MAX_RSA_BITS} bits")
+    if n % 2 == 0:  # cryptography accepts it; a product of two odd primes never is
+        raise JOSEError("RSA modulus is even")
     if has_roca_fingerprint(n):
         raise JOSEError("RSA key has the ROCA fingerprint (CVE-2017-15361)")
     members = {

@@ -13,7 +13,7 @@ from urllib.parse import urlsplit
 
 from apishield.proxy.client import UpstreamPool
 
-__all__ = ["Fetcher", "FetchResult"]
+__all__ = ["FetchResult", "Fetcher"]
 
 
 @dataclass(frozen=True)

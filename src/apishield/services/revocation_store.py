@@ -45,8 +45,8 @@ class SQLiteRevocationStore:
         self.path = path
         path.parent.mkdir(parents=True, exist_ok=True)
         self._run(
-            "CREATE TABLE IF NOT EXISTS apishield_revocations ("
-            "seq INTEGER PRIMARY KEY AUTOINCREMENT, kind TEXT NOT NULL, ident TEXT NOT NULL, until REAL NOT NULL)"
+            "CREATE TABLE IF NOT EXISTS apishield_revocations (seq INTEGER PRIMARY KEY AUTOINCREMENT, "
+            "kind TEXT NOT NULL, ident TEXT NOT NULL, until REAL NOT NULL)"
         )
 
     def _run(self, sql: str, params: tuple[Any, ...] = ()) -> list[Any]:
@@ -65,11 +65,8 @@ class SQLiteRevocationStore:
         )
 
     async def since(self, cursor: float) -> tuple[list[Entry], float]:
-        rows = await asyncio.to_thread(
-            self._run,
-            "SELECT seq, kind, ident, until FROM apishield_revocations WHERE seq > ? AND until > ? ORDER BY seq",
-            (int(cursor), time.time()),
-        )
+        sql = "SELECT seq, kind, ident, until FROM apishield_revocations WHERE seq > ? AND until > ? ORDER BY seq"
+        rows = await asyncio.to_thread(self._run, sql, (int(cursor), time.time()))
         if not rows:
             return [], cursor
         return [(k, i, u) for _, k, i, u in rows], float(rows[-1][0])

@@ -44,20 +44,22 @@ class AuthorizationStage(Stage):
             if alt.satisfied_by(principal):
                 ex.decide(self.name, "allow", "security requirement satisfied", rule=f"security[{index}]")
                 return
-        if not principal.authenticated:
-            self.reject(ex, rfc6750.no_credentials(self.realm), rule="no credentials")
+        # Not satisfied. If some alternative has every credential it needs and lacks only scopes,
+        # the caller is known but not allowed (403); otherwise a credential is missing (401).
+        kinds = principal.credentials
+        scope_only = [
+            alt
+            for alt in plan.alternatives
+            if alt.requirements and all(r.kind in kinds for r in alt.requirements)
+        ]
+        if not scope_only:
+            problem = rfc6750.no_credentials(self.realm)
+            if principal.authenticated:
+                problem.detail = "This operation needs other or additional credentials."
+            self.reject(ex, problem, rule="missing credentials")
             return
-        if "bearer" in principal.credentials and plan.accepts("bearer"):
+        if "bearer" in kinds and any(r.kind == "bearer" for alt in scope_only for r in alt.requirements):
             missing = plan.missing_scopes(principal)
             self.reject(ex, rfc6750.insufficient_scope(self.realm, missing), rule="insufficient scope")
             return
-        if "api_key" in principal.credentials and plan.accepts("api_key"):
-            self.reject(
-                ex, rfc6750.Forbidden(detail="The API key lacks a required scope."), rule="api key scope"
-            )
-            return
-        self.reject(
-            ex,
-            rfc6750.invalid_token(self.realm, "These credentials are not accepted for this operation."),
-            rule="credential kind not accepted",
-        )
+        self.reject(ex, rfc6750.Forbidden(detail="The API key lacks a required scope."), rule="api key scope")
