@@ -65,7 +65,8 @@ class SQLiteRevocationStore:
         )
 
     async def since(self, cursor: float) -> tuple[list[Entry], float]:
-        sql = "SELECT seq, kind, ident, until FROM apishield_revocations WHERE seq > ? AND until > ? ORDER BY seq"
+        sql = "SELECT seq, kind, ident, until FROM apishield_revocations "
+        sql += "WHERE seq > ? AND until > ? ORDER BY seq"
         rows = await asyncio.to_thread(self._run, sql, (int(cursor), time.time()))
         if not rows:
             return [], cursor
