@@ -77,6 +77,8 @@ def nesting_exceeds(data: bytes, max_depth: int) -> bool:
     ``max_depth`` opening brackets cannot be deeper (the common case, decided
     by two counts); otherwise one pass over the brackets tracks the depth.
     """
+    if data.count(b"[") + data.count(b"{") <= max_depth:
+        return False  # brackets inside strings only make this count larger: still a proof
     brackets = _STRINGS.sub(b"", data).translate(None, _NON_BRACKETS)
     if brackets.count(b"[") + brackets.count(b"{") <= max_depth:
         return False

@@ -215,7 +215,7 @@ def test_crit_with_an_understood_extension() -> None:
 
 @pytest.mark.parametrize("name", sorted(REGISTERED_HEADER_PARAMS - REFUSED_HEADER_PARAMS))
 def test_crit_never_lists_registered_names(name: str) -> None:
-    header = {"alg": "RS256", "crit": [name], name: "v"}
+    header: dict[str, object] = {"alg": "RS256", "crit": [name], name: "v"}
     if name == "alg":
         header[name] = "RS256"
     refused(token(header), "defined by JWS or JWA|must be a|not a string", understood_crit=frozenset({name}))

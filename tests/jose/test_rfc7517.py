@@ -22,7 +22,7 @@ ED25519 = new_signer("EdDSA", "ed-1")
 
 
 def jwk_of(signer: Any, **changes: Any) -> dict[str, Any]:
-    jwk = signer.public_jwk()
+    jwk: dict[str, Any] = signer.public_jwk()
     for name, value in changes.items():
         if value is None:
             jwk.pop(name, None)
@@ -108,7 +108,7 @@ def test_use_and_key_ops() -> None:
     refused(jwk_of(EC_P256, key_ops=["verify", "verify"]), "twice")
 
 
-@pytest.mark.parametrize("member", ["d", "p", "q", "dp", "dq", "qi", "oth"])
+@pytest.mark.parametrize("member", ["d", "p", "q", "dp", "dq", "qi", "oth", "k"])
 def test_private_rsa_members_refused(member: str) -> None:
     reason = refused(jwk_of(RSA_2048, **{member: "AQAB"}), "private key material in a public key set")
     assert "AQAB" not in reason
@@ -117,6 +117,7 @@ def test_private_rsa_members_refused(member: str) -> None:
 @pytest.mark.parametrize("signer", [EC_P256, ED25519])
 def test_private_curve_members_refused(signer: Any) -> None:
     refused(jwk_of(signer, d=b64(b"\x01" * 32)), "private key material")
+    refused(jwk_of(signer, k=b64(b"\x01" * 32)), "private key material")
 
 
 def test_real_private_jwk_refused() -> None:
@@ -394,3 +395,5 @@ def test_verification_key_rejects_a_mismatched_construction() -> None:
         type(key)(kid=None, alg="RS256", kty="EC", key=key.key, thumbprint=key.thumbprint)
     rebuilt = type(key)(kid="x", alg="ES256", kty="EC", key=key.key, thumbprint=key.thumbprint)
     assert rebuilt.signature_length == 64
+    with pytest.raises(JOSEError, match="only the public key"):
+        type(key)(kid=None, alg="ES256", kty="EC", key=ECKey.import_key(EC_P256.private), thumbprint="t")

@@ -10,7 +10,7 @@ from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 from joserfc._rfc7518.jws_algs import HMACAlgorithm
 
 from apishield.jose import ALGORITHMS, CompactJWS, JOSEError, verify_signature
-from apishield.jose.rfc7518 import verify
+from apishield.jose.rfc7518 import ecdsa_scalars_in_range, verify
 from tests.jose.tokens import new_signer
 
 MESSAGE = b"eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiJhbGljZSJ9"
@@ -113,6 +113,21 @@ def test_eddsa_lengths(alg: str) -> None:
     for sig in (good[:-1], good + b"\x00", bytes(len(good))):
         with pytest.raises(JOSEError):
             verify_signature(_jws(alg, sig), key)
+
+
+@pytest.mark.parametrize("alg", ["ES256", "ES384", "ES512"])
+def test_ecdsa_range_check_itself(alg: str) -> None:
+    """The range check runs before the backend (which rejects these too, so test it directly)."""
+    n = ALGORITHMS[alg].group_order
+    size = ALGORITHMS[alg].fixed_signature_length // 2
+
+    def sig(r: int, s: int) -> bytes:
+        return r.to_bytes(size, "big") + s.to_bytes(size, "big")
+
+    assert ecdsa_scalars_in_range(sig(1, 1), n)
+    assert ecdsa_scalars_in_range(sig(n - 1, n - 1), n)
+    for r, s in ((0, 0), (0, 1), (1, 0), (n, 1), (1, n), (n + 1, 1), (n - 1, n)):
+        assert not ecdsa_scalars_in_range(sig(r, s), n)
 
 
 def test_wrapper_refuses_wrong_length_before_the_backend() -> None:

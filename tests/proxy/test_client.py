@@ -1030,4 +1030,16 @@ def test_tls_upstream(run: Runner[None], tls_material: tuple[Path, Path, str]) -
                 with pytest.raises(UpstreamConnectError, match="certificate"):
                     await get(pool)
 
+        async def until_close(peer: Peer) -> None:
+            await peer.read_request()
+            await peer.send(b"HTTP/1.1 200 OK\r\n\r\nuntil-")
+            await peer.send(b"close")
+
+        async with Server(until_close, ssl_context=server_context) as server:
+            trusting = ssl.create_default_context(cadata=ca_pem)
+            async with pool_for(server.url, ssl_context=trusting) as pool:
+                for _ in range(2):
+                    assert (await get(pool)).body == b"until-close"
+                assert server.connections == 2
+
     run(main())

@@ -192,7 +192,7 @@ def verify_access_token(
 ) -> VerifiedToken:
     """Verify ``jws`` as an access token of ``policy.issuer``; raises :class:`InvalidToken`."""
     header = jws.header
-    if header["alg"] not in policy.algorithms:
+    if header.get("alg") not in policy.algorithms:
         raise InvalidToken("the token's alg is not allowed for this issuer")
     typ = header.get("typ")
     if typ != "at+jwt":  # the common case needs no media-type normalisation

@@ -26,8 +26,8 @@ import logging
 import secrets
 from typing import TYPE_CHECKING, Any
 
-from authlib.oauth2.rfc6749 import grants  # type: ignore[import-untyped]
-from authlib.oauth2.rfc6749.errors import (  # type: ignore[import-untyped]
+from authlib.oauth2.rfc6749 import grants  # type: ignore[import-untyped, unused-ignore]
+from authlib.oauth2.rfc6749.errors import (  # type: ignore[import-untyped, unused-ignore]
     InvalidGrantError,
     InvalidScopeError,
 )
@@ -42,7 +42,7 @@ __all__ = ["AuthorizationCodeGrant", "ClientCredentialsGrant", "RefreshTokenGran
 
 log = logging.getLogger("apishield.issuer")
 
-SECRET_METHODS = ["client_secret_basic", "client_secret_post"]
+SECRET_METHODS = ("client_secret_basic", "client_secret_post")
 
 
 class _Issuing:
@@ -81,7 +81,7 @@ class ClientCredentialsGrant(_Issuing, grants.ClientCredentialsGrant):  # type: 
 
 
 class AuthorizationCodeGrant(_Issuing, grants.AuthorizationCodeGrant):  # type: ignore[misc]
-    TOKEN_ENDPOINT_AUTH_METHODS = [*SECRET_METHODS, "none"]
+    TOKEN_ENDPOINT_AUTH_METHODS = (*SECRET_METHODS, "none")
 
     def save_authorization_code(self, code: str, request: IssuerRequest) -> None:
         now = self.server.clock()
@@ -133,7 +133,7 @@ class AuthorizationCodeGrant(_Issuing, grants.AuthorizationCodeGrant):  # type: 
 
 
 class RefreshTokenGrant(_Issuing, grants.RefreshTokenGrant):  # type: ignore[misc]
-    TOKEN_ENDPOINT_AUTH_METHODS = [*SECRET_METHODS, "none"]
+    TOKEN_ENDPOINT_AUTH_METHODS = (*SECRET_METHODS, "none")
     INCLUDE_NEW_REFRESH_TOKEN = True
 
     def authenticate_refresh_token(self, refresh_token: str) -> RefreshTokenRecord | None:

@@ -25,7 +25,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from authlib.oauth2.rfc6749.util import scope_to_list  # type: ignore[import-untyped]
+from authlib.oauth2.rfc6749.util import scope_to_list  # type: ignore[import-untyped, unused-ignore]
 
 from apishield.issuer.passwords import SecretVerifier
 

@@ -24,7 +24,7 @@ __all__ = ["S256CodeChallenge"]
 
 class S256CodeChallenge(CodeChallenge):  # type: ignore[misc]
     DEFAULT_CODE_CHALLENGE_METHOD = "S256"
-    SUPPORTED_CODE_CHALLENGE_METHOD = ["S256"]
+    SUPPORTED_CODE_CHALLENGE_METHOD = ("S256",)
 
     def __init__(self) -> None:
         super().__init__(required=True)

@@ -101,7 +101,7 @@ class IssuerSettings(_Model):
     store: str = "sqlite:///issuer.db"
     keys_dir: str = "issuer-keys"
     signing_alg: Literal["ES256", "ES384", "EdDSA", "RS256", "PS256"] = "ES256"
-    # memory (same process only), sqlite:///FILE or redis://...: what the gateways poll (auth.revocation.store)
+    # what the gateways poll (their auth.revocation.store): memory (one process), sqlite:///FILE, redis://
     revocation_store: str = "sqlite:///revocations.db"
     # scopes this issuer knows; empty means any scope a client is allowed
     scopes: list[str] = Field(default_factory=list)

@@ -37,7 +37,7 @@ from apishield.issuer.models import (
     UserRecord,
 )
 
-__all__ = ["IssuerStore", "StoreConflict", "StoreError", "open_issuer_store"]
+__all__ = ["IssuerStore", "Revoked", "StoreConflict", "StoreError", "open_issuer_store"]
 
 T = TypeVar("T")
 Row = Sequence[Any]
@@ -302,11 +302,23 @@ class IssuerStore:
     def _count(self, sql: str, *params: Any) -> int:
         return self.db.run(sql, params)[1]
 
+    def _insert(self, table: str, columns: str, *values: Any) -> None:
+        marks = ", ".join("?" * len(values))
+        self.db.run(f"INSERT INTO apishield_issuer_{table} ({columns}) VALUES ({marks})", values)
+
+    def _revoke_refresh_tokens(self, where: str, value: str, now: float) -> None:
+        self._count(
+            f"UPDATE apishield_issuer_refresh_tokens SET revoked_at = ? WHERE {where} AND revoked_at IS NULL",
+            now,
+            value,
+        )
+
     # -- clients --------------------------------------------------------------------------------------
 
     def add_client(self, c: ClientRecord) -> None:
-        self._count(
-            f"INSERT INTO apishield_issuer_clients ({_CLIENT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        self._insert(
+            "clients",
+            _CLIENT_COLUMNS,
             c.client_id,
             c.name,
             c.client_type,
@@ -332,6 +344,17 @@ class IssuerStore:
         )
         return [_client(r) for r in rows]
 
+    def set_client_secret(self, client_id: str, secret_hash: str) -> bool:
+        return (
+            self._count(
+                "UPDATE apishield_issuer_clients SET secret_hash = ? WHERE client_id = ? AND client_type = ?",
+                secret_hash,
+                client_id,
+                "confidential",
+            )
+            == 1
+        )
+
     def revoke_client(self, client_id: str, now: float) -> Revoked | None:
         """Revoke the client and every live token it holds; None if there is no such client."""
         if self.get_client(client_id) is None:
@@ -341,18 +364,15 @@ class IssuerStore:
             now,
             client_id,
         )
-        self._count(
-            "UPDATE apishield_issuer_refresh_tokens SET revoked_at = ? WHERE client_id = ? AND revoked_at IS NULL",
-            now,
-            client_id,
-        )
+        self._revoke_refresh_tokens("client_id = ?", client_id, now)
         return self._revoke_access_tokens("client_id = ?", client_id, now)
 
     # -- users ----------------------------------------------------------------------------------------
 
     def add_user(self, u: UserRecord) -> None:
-        self._count(
-            f"INSERT INTO apishield_issuer_users ({_USER_COLUMNS}) VALUES (?, ?, ?, ?, ?)",
+        self._insert(
+            "users",
+            _USER_COLUMNS,
             u.username,
             u.password_hash,
             _json(dict(u.claims)),
@@ -377,18 +397,15 @@ class IssuerStore:
             now,
             username,
         )
-        self._count(
-            "UPDATE apishield_issuer_refresh_tokens SET revoked_at = ? WHERE username = ? AND revoked_at IS NULL",
-            now,
-            username,
-        )
+        self._revoke_refresh_tokens("username = ?", username, now)
         return self._revoke_access_tokens("username = ?", username, now)
 
     # -- authorization codes (RFC 6749 §4.1.2) ---------------------------------------------------------
 
     def save_code(self, c: CodeRecord) -> None:
-        self._count(
-            f"INSERT INTO apishield_issuer_codes ({_CODE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        self._insert(
+            "codes",
+            _CODE_COLUMNS,
             c.code_hash,
             c.client_id,
             c.username,
@@ -424,8 +441,9 @@ class IssuerStore:
     # -- refresh tokens (RFC 6749 §6, RFC 9700 §4.14) ----------------------------------------------------
 
     def save_refresh_token(self, t: RefreshTokenRecord) -> None:
-        self._count(
-            f"INSERT INTO apishield_issuer_refresh_tokens ({_RT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        self._insert(
+            "refresh_tokens",
+            _RT_COLUMNS,
             t.token_hash,
             t.family_id,
             t.client_id,
@@ -460,19 +478,15 @@ class IssuerStore:
 
     def revoke_family(self, family_id: str, now: float) -> Revoked:
         """Revoke every refresh and access token of one grant (RFC 9700 §4.14.2, RFC 7009 §2.1)."""
-        self._count(
-            "UPDATE apishield_issuer_refresh_tokens SET revoked_at = ? WHERE family_id = ? AND revoked_at IS NULL",
-            now,
-            family_id,
-        )
+        self._revoke_refresh_tokens("family_id = ?", family_id, now)
         return self._revoke_access_tokens("family_id = ?", family_id, now)
 
     # -- access tokens ----------------------------------------------------------------------------------
 
     def record_access_token(self, t: AccessTokenRecord) -> None:
-        self._count(
-            "INSERT INTO apishield_issuer_access_tokens "
-            "(jti, client_id, username, family_id, expires_at, revoked_at) VALUES (?, ?, ?, ?, ?, ?)",
+        self._insert(
+            "access_tokens",
+            "jti, client_id, username, family_id, expires_at, revoked_at",
             t.jti,
             t.client_id,
             t.username,

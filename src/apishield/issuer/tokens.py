@@ -64,7 +64,9 @@ class FoundToken:
 
 
 class TokenFinder:
-    def __init__(self, issuer: str, audience: str, lifetime: float, keys: KeyRing, store: IssuerStore) -> None:
+    def __init__(
+        self, issuer: str, audience: str, lifetime: float, keys: KeyRing, store: IssuerStore
+    ) -> None:
         self.issuer = issuer
         self.audience = audience
         self.lifetime = lifetime

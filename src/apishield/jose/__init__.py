@@ -1,12 +1,11 @@
 """JOSE for apishield: compact JWS parsing, key vetting and signature checks.
 
 apishield owns the policy (RFC 8725): which tokens parse
-(:mod:`~apishield.jose.rfc7515`), which keys are usable and with which single
-algorithm (:mod:`~apishield.jose.rfc7517`, :mod:`~apishield.jose.rfc7518`),
-and that a key only verifies its own algorithm
-(:mod:`~apishield.jose.rfc8725`), and how a claims set is read
-(:mod:`~apishield.jose.rfc7519`). joserfc is used for key import and the
-signature primitive only. Nothing here does I/O.
+(:mod:`~apishield.jose.rfc7515`); which keys are usable, and with which single
+algorithm (:mod:`~apishield.jose.rfc7517`, :mod:`~apishield.jose.rfc7518`);
+that a key only verifies its own algorithm (:mod:`~apishield.jose.rfc8725`);
+and how a claims set is read (:mod:`~apishield.jose.rfc7519`). joserfc is used
+for key import and the signature primitive only. Nothing here does I/O.
 """
 
 from __future__ import annotations

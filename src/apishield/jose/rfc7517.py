@@ -20,7 +20,8 @@ bound to one algorithm, or refuses it:
   exponent is odd and at least 3 (so ``e = 1``, which makes every "signature"
   equal to its own padded message, is refused); the modulus is odd;
 * a public key set carrying private members (``d``, ``p``, ``q``, ``dp``,
-  ``dq``, ``qi``, ``oth``) is refused: whoever published it leaked the key;
+  ``dq``, ``qi``, ``oth``, or a symmetric ``k`` in an asymmetric key) is
+  refused: whoever published it leaked the key;
 * ``oct`` keys are accepted only when an HMAC algorithm is allowed, and are at
   least as long as the hash output (RFC 7518 §3.2).
 
@@ -77,10 +78,11 @@ __all__ = [
 
 MAX_KEYS = 100
 
+# private members (RFC 7518 §6.2.2, §6.3.2; RFC 8037 §2); a secret "k" has no place in them either
 _PRIVATE_MEMBERS: Mapping[str, tuple[str, ...]] = {
-    "RSA": ("d", "p", "q", "dp", "dq", "qi", "oth"),
-    "EC": ("d",),
-    "OKP": ("d",),
+    "RSA": ("d", "p", "q", "dp", "dq", "qi", "oth", "k"),
+    "EC": ("d", "k"),
+    "OKP": ("d", "k"),
     "oct": (),
 }
 _EC_COORDINATE_BYTES = {"P-256": 32, "P-384": 48, "P-521": 66}
@@ -108,6 +110,8 @@ class VerificationKey:
         spec = ALGORITHMS.get(self.alg)
         if spec is None or spec.kty != self.kty:
             raise JOSEError("key type does not match its algorithm")
+        if not spec.symmetric and self.key.is_private:
+            raise JOSEError("a verification key holds only the public key")
         if not self.signature_length:
             object.__setattr__(self, "signature_length", _signature_length_of(spec, self.key))
 

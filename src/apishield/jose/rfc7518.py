@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
 
+from joserfc.errors import JoseError
 from joserfc.jws import JWSRegistry
 
 __all__ = [
@@ -40,6 +41,7 @@ __all__ = [
     "MAX_RSA_BITS",
     "MIN_RSA_BITS",
     "AlgSpec",
+    "ecdsa_scalars_in_range",
     "signature_length",
     "verify",
 ]
@@ -127,11 +129,17 @@ def verify(spec: AlgSpec, key: Any, signing_input: bytes, signature: bytes, leng
     """
     if len(signature) != length:
         return False
-    if spec.group_order:
-        half = length // 2
-        r = int.from_bytes(signature[:half], "big")
-        s = int.from_bytes(signature[half:], "big")
-        n = spec.group_order
-        if not (0 < r < n and 0 < s < n):
-            return False
-    return bool(_PRIMITIVES[spec.name].verify(signing_input, signature, key))
+    if spec.group_order and not ecdsa_scalars_in_range(signature, spec.group_order):
+        return False
+    try:
+        return bool(_PRIMITIVES[spec.name].verify(signing_input, signature, key))
+    except (ValueError, TypeError, JoseError):  # attacker input must fail closed, never crash
+        return False
+
+
+def ecdsa_scalars_in_range(signature: bytes, order: int) -> bool:
+    """True when the R||S signature has 0 < r < n and 0 < s < n (the caller checked its length)."""
+    half = len(signature) // 2
+    r = int.from_bytes(signature[:half], "big")
+    s = int.from_bytes(signature[half:], "big")
+    return 0 < r < order and 0 < s < order

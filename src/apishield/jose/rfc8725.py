@@ -26,7 +26,7 @@ __all__ = ["verify_signature"]
 
 def verify_signature(jws: CompactJWS, key: VerificationKey) -> None:
     """Raise :class:`JOSEError` unless ``jws`` is signed by ``key`` with the key's algorithm."""
-    if jws.header["alg"] != key.alg:
+    if jws.header.get("alg") != key.alg:
         raise JOSEError("the token's alg does not match the key's algorithm")
     if not rfc7518.verify(key.spec, key.key, jws.signing_input, jws.signature, key.signature_length):
         raise JOSEError("signature verification failed")

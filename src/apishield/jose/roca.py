@@ -1,8 +1,8 @@
 """ROCA fingerprint of RSA moduli (CVE-2017-15361), refused at key import.
 
 RFC 8725 §3.2 asks for appropriate algorithms and keys; a JWKS key made by
-the flawed Infineon generator (Nemec et al., "The Return of Coppersmith's
-Attack", CCS 2017) has a factorable modulus however long it is. Such primes
+the flawed Infineon generator ("The Return of Coppersmith's Attack", ACM
+CCS 2017) has a factorable modulus however long it is. Such primes
 have the form ``k * M + (65537 ** a mod M)`` with ``M`` a primorial, so the
 modulus ``N = p * q`` is, modulo every small prime ``r`` dividing ``M``, a
 power of 65537. Every vulnerable key size uses a primorial that includes all

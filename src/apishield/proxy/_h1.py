@@ -8,8 +8,8 @@ the protocol callbacks, so no task is created per request. Implemented:
   header section is size-bounded. Trailer fields are discarded (RFC 9110 §6.5.1).
 * RFC 9112 §6.3: no content for HEAD (RFC 9110 §9.3.2), 1xx, 204 and 304; chunked (RFC 9112 §7.1) or
   Content-Length framing, else read until close. Interim 1xx responses are skipped (RFC 9110 §15.2).
-* RFC 9112 §8, §9.8: a message cut short by a close fails, and so does, over TLS, a read-until-close
-  message ended without close_notify.
+* RFC 9112 §8: a message cut short by a close fails. Limitation (RFC 9112 §9.8): a read-until-close
+  response over TLS ends at any close, as asyncio does not tell close_notify from a bare TCP close.
 * RFC 9112 §9.2, §9.3, §9.6: reuse only after a complete keep-alive response and no stray bytes.
 * RFC 9112 §9.5: a timeout fails the exchange and drops the connection; a response arriving early
   stops a streamed request body.
@@ -218,7 +218,8 @@ class H1Connection(asyncio.Protocol):
         """Close; gracefully only when nothing is left to send, so it never waits on the upstream."""
         self._reusable = False
         transport = self._transport
-        if transport is not None and not self.closed:
+        # Never touch a closing transport again: a second close() breaks asyncio's TLS transport.
+        if transport is not None and not transport.is_closing():
             if transport.get_write_buffer_size():
                 transport.abort()
             else:
