@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import hashlib
 import http.client
 import json
 import os
@@ -452,7 +453,8 @@ def markdown(
     lines = [
         f"Mode: **{meta['mode']}**; {meta['rounds']} round(s) x {meta['duration_s']} s, "
         f"warm-up {meta['warmup_s']} s, wrk -t{meta['threads']} -c{meta['connections']}, "
-        f"upstream: {meta['upstream']}; {meta['machine']['cpus']} vCPU {meta['machine']['model']}",
+        f"upstream: {meta['upstream']}; {meta['machine']['cpus']} vCPU {meta['machine']['model']}; "
+        f"apishield sources {meta['apishield_source_digest']}",
         "",
         "| config | req/s (median) | req/s min–max | p50 ms | p99 ms "
         "| server CPU µs/req | upstream CPU µs/req | other load (cores, max) | errors |",
@@ -483,6 +485,17 @@ def markdown(
             f"| {'met' if r['met'] else '**missed**'} |"
         )
     return "\n".join(lines)
+
+
+def source_digest() -> str:
+    """A short digest of the apishield sources measured (ties results to a tree without git)."""
+    import apishield
+
+    root = Path(apishield.__file__).resolve().parent
+    digest = hashlib.sha256()
+    for path in sorted(root.rglob("*.py")):
+        digest.update(path.relative_to(root).as_posix().encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()[:12]
 
 
 def machine_info() -> dict[str, Any]:
@@ -595,6 +608,7 @@ def bench(args: argparse.Namespace, procs: Processes, tmp: Path) -> dict[str, An
         "connections": args.connections,
         "upstream": "static (bench/upstream.py)" if args.upstream == "static" else "example app (SQLite)",
         "machine": machine_info(),
+        "apishield_source_digest": source_digest(),
         "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
 
@@ -688,6 +702,11 @@ def bench(args: argparse.Namespace, procs: Processes, tmp: Path) -> dict[str, An
                 log(f"  WARNING: {bad} errors/non-2xx answers in this run: {result['errors']}")
 
     summaries = {key: summarize(t) for key, t in targets.items()}
+    for key, t in targets.items():
+        if t.proc.log is not None and t.proc.log.exists() and key not in ("direct", "nginx"):
+            # apishield writes one decision-log line per modified (stripped) answer
+            with t.proc.log.open("rb") as f:
+                summaries[key]["log_lines"] = sum(1 for _ in f)
     ratios = {
         "validation_over_passthrough": ratio(
             targets, "validation", "passthrough", TARGET_VALIDATION_OVER_PASSTHROUGH

@@ -20,6 +20,7 @@ from apishield.config.model import Config
 from apishield.core.pipeline import Pipeline, build_pipeline
 from apishield.openapi.compile import CompiledAPI, compile_api
 from apishield.openapi.document import OpenAPIError, load_openapi, resolve_pointer
+from apishield.rules import AuthorizationPlans, compile_authorization
 
 __all__ = ["Runtime", "load_runtime"]
 
@@ -32,6 +33,7 @@ class Runtime:
     warnings: list[ConfigIssue]
     auth: AuthState
     plans: dict[str, SecurityPlan]
+    authz: AuthorizationPlans
 
 
 def load_runtime(config_path: str | Path) -> Runtime:
@@ -108,10 +110,15 @@ def load_runtime(config_path: str | Path) -> Runtime:
                 policy.source, policy.line_of(path), path, f"no operation {registry.login_operation!r}"
             )
         )
+    authz = compile_authorization(loaded, api)
+    errors += [i for i in authz.issues if i.severity == "error"]
+    warnings += [i for i in authz.issues if i.severity == "warning"]
     if errors:
         raise ConfigError(errors + warnings)
-    pipeline = build_pipeline(config, api, auth, plans)
-    return Runtime(loaded=loaded, api=api, pipeline=pipeline, warnings=warnings, auth=auth, plans=plans)
+    pipeline = build_pipeline(config, api, auth, plans, authz)
+    return Runtime(
+        loaded=loaded, api=api, pipeline=pipeline, warnings=warnings, auth=auth, plans=plans, authz=authz
+    )
 
 
 def security_plans(config: Config, api: CompiledAPI) -> tuple[dict[str, SecurityPlan], list[ConfigIssue]]:

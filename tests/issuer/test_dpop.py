@@ -2,15 +2,26 @@
 
 from __future__ import annotations
 
+import base64
 import http.client
 import time
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
+import orjson
 import pytest
 import requests
 
-from tests.issuer.helpers import DPoPKey, Issuer, code_flow
+from tests.issuer.helpers import (
+    MOBILE_REDIRECT,
+    DPoPKey,
+    Issuer,
+    b64,
+    code_flow,
+    redirect_params,
+    s256,
+    sign_in,
+)
 
 
 def _token(issuer: Issuer, proof: str | None, **form: str) -> requests.Response:
@@ -100,8 +111,6 @@ def test_proof_signed_by_another_key_than_its_jwk(issuer: Issuer) -> None:
 def test_proof_with_a_private_key_is_refused(issuer: Issuer) -> None:
     key = DPoPKey()
     private_number = key.private.private_numbers().private_value
-    from tests.issuer.helpers import b64
-
     jwk = {**key.jwk, "d": b64(private_number.to_bytes(32, "big"))}
     claims = {"jti": "j" * 22, "htm": "POST", "htu": issuer.endpoint("token"), "iat": int(time.time())}
     _bad(issuer, key.sign({"typ": "dpop+jwt", "alg": "ES256", "jwk": jwk}, claims))
@@ -110,10 +119,7 @@ def test_proof_with_a_private_key_is_refused(issuer: Issuer) -> None:
 def test_proof_with_alg_none_or_hmac_is_refused(issuer: Issuer) -> None:
     key = DPoPKey()
     proof = key.proof(issuer.endpoint("token"))
-    head, payload, _ = proof.split(".")
-    from tests.issuer.helpers import b64
-
-    import orjson
+    payload = proof.split(".")[1]
 
     none_header = b64(orjson.dumps({"typ": "dpop+jwt", "alg": "none", "jwk": key.jwk}))
     _bad(issuer, f"{none_header}.{payload}.")
@@ -136,8 +142,6 @@ def test_two_dpop_headers_are_refused(issuer: Issuer) -> None:
     try:
         conn.putrequest("POST", "/token")
         body = urlencode({"grant_type": "client_credentials"}).encode()
-        import base64
-
         basic = base64.b64encode(f"partner-portal:{issuer.secrets['partner-portal']}".encode()).decode()
         conn.putheader("Authorization", f"Basic {basic}")
         conn.putheader("Content-Type", "application/x-www-form-urlencoded")
@@ -153,8 +157,6 @@ def test_two_dpop_headers_are_refused(issuer: Issuer) -> None:
 
 
 def test_public_clients_refresh_token_is_bound_to_its_dpop_key(issuer: Issuer) -> None:
-    from tests.issuer.helpers import MOBILE_REDIRECT, redirect_params, s256, sign_in
-
     key = DPoPKey()
     verifier = "d" * 50
     url = issuer.authorize_url(

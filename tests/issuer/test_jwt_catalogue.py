@@ -117,13 +117,16 @@ def _claims_json(ctx: Ctx, **over: str) -> str:
 
 def _b64_variants(ctx: Ctx) -> list[str]:
     head, payload, sig = ctx.token.split(".")
-    padded = ctx.token.split(".")
+    parts = ctx.token.split(".")
+    bom_header = b64(bytes([0xEF, 0xBB, 0xBF]) + orjson.dumps(ctx.header()))
+    bad_utf8_header = b64(orjson.dumps(ctx.header())[:-1] + bytes([0xFF]) + b"}")
+    standard_b64 = (
+        payload.replace("-", "+").replace("_", "/") if ("-" in payload or "_" in payload) else payload + "+"
+    )
     return [
         f"{head}=.{payload}.{sig}",
         f"{head}.{payload}.{sig}==",
-        f"{head}.{payload.replace('-', '+').replace('_', '/')}.{sig}"
-        if ("-" in payload or "_" in payload)
-        else f"{head}.{payload}+.{sig}",
+        f"{head}.{standard_b64}.{sig}",
         f"{head}.{payload} .{sig}",
         f"{head}.{payload}\n.{sig}",
         f"{head}.{payload}.{sig}?",
@@ -134,9 +137,9 @@ def _b64_variants(ctx: Ctx) -> list[str]:
         f".{payload}.{sig}",
         f"{b64(b'[1]')}.{payload}.{sig}",
         f"{b64(b'null')}.{payload}.{sig}",
-        f"{b64(bytes([0xEF, 0xBB, 0xBF]) + orjson.dumps(ctx.header()))}.{payload}.{sig}",
-        f"{b64(orjson.dumps(ctx.header())[:-1] + b'\xff}')}.{payload}.{sig}",
-        ".".join(padded[:2]) + "." + sig[:-1] + ("B" if sig[-1] != "B" else "C"),
+        f"{bom_header}.{payload}.{sig}",
+        f"{bad_utf8_header}.{payload}.{sig}",
+        ".".join(parts[:2]) + "." + sig[:-1] + ("B" if sig[-1] != "B" else "C"),
     ]
 
 
@@ -278,9 +281,11 @@ def _cases() -> list[tuple[str, Callable[[Ctx], list[str]]]]:
         (
             "JWT-21 oversized",
             lambda c: [
+                c.with_claims(pad="x" * 20_000),
                 c.with_claims(pad="x" * 1_000_000),
-                c.with_claims(deep=json.loads("[" * 5000 + "]" * 5000)),
-                c.with_claims(**{f"c{i}": i for i in range(100_000)}),
+                _raw_claims(c, _claims_json(c, deep="[" * 5000 + "]" * 5000)),
+                _raw_claims(c, _claims_json(c, deep="[" * 20 + "]" * 20)),
+                c.with_claims(**{f"c{i}": i for i in range(3000)}),
             ],
         ),
         ("JWT-22 invalid base64url / structure", _b64_variants),
@@ -322,8 +327,16 @@ def _cases() -> list[tuple[str, Callable[[Ctx], list[str]]]]:
             ],
         ),
         (
-            "JWT-33 injection in claims is data",
-            lambda c: [c.with_claims(sub="admin\r\nX-Injected: 1"), c.with_claims(kid="<script>")],
+            "JWT-33 injection strings are data, never reflected",
+            lambda c: [
+                c.sign(
+                    c.header(),
+                    {**c.claims, "sub": "admin\r\nX-Injected: 1"},
+                    ec.generate_private_key(ec.SECP256R1()),
+                ),
+                c.with_header(kid="<script>alert(1)</script>"),
+                c.with_header(kid="\u001b[31mred"),
+            ],
         ),
     ]
 

@@ -1,4 +1,4 @@
-"""The issue's negative cases: PKCE, code reuse, redirect URIs, scopes, refresh reuse, secrets, expiry, revocation."""
+"""The issue's negative cases: PKCE, code reuse, redirect URIs, scopes, refresh reuse, secrets, expiry."""
 
 from __future__ import annotations
 

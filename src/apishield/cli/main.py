@@ -105,6 +105,36 @@ def demo(port: int, upstream_port: int, no_walkthrough: bool) -> None:
 
 from apishield.cli.keys import keys  # noqa: E402
 
+
+@main.command()
+@click.option(
+    "--config", "-c", "config_path", required=True, type=click.Path(dir_okay=False), help="Policy file."
+)
+@click.option("--operation", "-o", default=None, help="Only this operationId.")
+@click.option("--json", "as_json", is_flag=True, help="JSON output.")
+def explain(config_path: str, operation: str | None, as_json: bool) -> None:
+    """Print each operation's effective requirements: authentication, scopes, rules, properties, limits."""
+    from apishield.config.load import ConfigError
+    from apishield.explain import explain as build
+    from apishield.explain import render_text
+    from apishield.runtime import load_runtime
+
+    try:
+        runtime = load_runtime(config_path)
+    except ConfigError as exc:
+        raise ConfigProblem(str(exc)) from None
+    try:
+        data = build(runtime, operation)
+    except KeyError:
+        raise click.UsageError(f"no operation {operation!r}; see 'apishield explain' for the list") from None
+    if as_json:
+        import orjson
+
+        click.echo(orjson.dumps(data, option=orjson.OPT_INDENT_2).decode())
+    else:
+        click.echo(render_text(data))
+
+
 main.add_command(keys)
 
 

@@ -13,6 +13,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from apishield.config.auth import AuthPolicy
+from apishield.config.authorization import AuthorizationPolicy
 
 __all__ = [
     "Config",
@@ -116,6 +117,7 @@ class Config(_Model):
     proxy: ProxySettings = ProxySettings()
     operations: dict[str, OperationPolicy] = Field(default_factory=dict)
     auth: AuthPolicy = AuthPolicy()
+    authorization: AuthorizationPolicy = AuthorizationPolicy()
 
     @field_validator("upstream")
     @classmethod

@@ -16,7 +16,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-__all__ = ["CheckIssued", "Effect", "Introspect", "LookupAPIKey", "RecordIssued", "RefreshKeys"]
+__all__ = [
+    "CheckIssued",
+    "Effect",
+    "FetchResource",
+    "Introspect",
+    "LookupAPIKey",
+    "RecordIssued",
+    "RefreshKeys",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,4 +58,15 @@ class RecordIssued:
     ttl: float
 
 
-Effect = RefreshKeys | Introspect | LookupAPIKey | CheckIssued
+@dataclass(frozen=True, slots=True)
+class FetchResource:
+    """GET ``target`` from the upstream with the gateway's own identity (write pre-checks).
+
+    The result is ``(status, parsed JSON body or None)``.
+    """
+
+    target: bytes
+    subject: str
+
+
+Effect = RefreshKeys | Introspect | LookupAPIKey | CheckIssued | FetchResource

@@ -103,6 +103,12 @@ class Exchange:
     resolved: dict[Any, Any] = field(default_factory=dict)
     after_effects: list[Any] = field(default_factory=list)
     next_stage: int = 0
+    phase: Literal["head", "body"] = "head"
+    request_body: bytes = b""
+    # typed values the validation stage produced, for rules: {"path": {...}, "query": {...}, ...}
+    params: dict[str, dict[str, Any]] = field(default_factory=dict)
+    body_value: Any = None
+    has_body_value: bool = False
     # outcome
     decisions: list[Decision] = field(default_factory=list)
     reply: Reply | None = None

@@ -35,6 +35,8 @@ from apishield.core.stages.decision_log import DecisionLogStage
 from apishield.core.stages.forward import ForwardStage
 from apishield.core.stages.hygiene import HygieneStage
 from apishield.core.stages.issued_tokens import IssuedTokensStage
+from apishield.core.stages.object_access import ObjectAccessStage
+from apishield.core.stages.property_access import PropertyAccessStage
 from apishield.core.stages.request_validation import RequestValidationStage
 from apishield.core.stages.response_headers import ResponseHeadersStage
 from apishield.core.stages.response_validation import ResponseMode, ResponseValidationStage
@@ -43,6 +45,7 @@ from apishield.core.stages.uniform_failure import UniformFailureRule, UniformFai
 from apishield.core.stages.upstream_errors import UpstreamErrorsStage
 from apishield.openapi.compile import CompiledAPI
 from apishield.problem import Problem
+from apishield.rules import AuthorizationPlans
 
 __all__ = ["Pipeline", "build_pipeline"]
 
@@ -63,7 +66,7 @@ class Pipeline:
         return ex
 
     def resume(self, ex: Exchange) -> None:
-        """Run (or go on running) the request-head stages.
+        """Run (or go on running) the current decode phase (request head, then body).
 
         Returns early with ``ex.pending`` set when a stage needs an effect; the
         adapter resolves it into ``ex.resolved`` and calls :meth:`resume` again,
@@ -71,8 +74,12 @@ class Pipeline:
         """
         stages = self.stages
         ex.pending = None
+        body = ex.phase == "body"
         for index in range(ex.next_stage, len(stages)):
-            stages[index].on_request_head(ex)
+            if body:
+                stages[index].on_request_body(ex, ex.request_body)
+            else:
+                stages[index].on_request_head(ex)
             if ex.pending is not None:
                 ex.next_stage = index
                 return
@@ -82,10 +89,10 @@ class Pipeline:
 
     def request_body(self, ex: Exchange, body: bytes) -> None:
         ex.forward_body = body
-        for stage in self.stages:
-            stage.on_request_body(ex, body)
-            if ex.reply is not None:
-                break
+        ex.request_body = body
+        ex.phase = "body"
+        ex.next_stage = 0
+        self.resume(ex)
 
     def body_too_large(self, ex: Exchange) -> None:
         if self._body_stage is not None:
@@ -113,6 +120,7 @@ def build_pipeline(
     api: CompiledAPI,
     auth: AuthState | None = None,
     plans: dict[str, SecurityPlan] | None = None,
+    authz: AuthorizationPlans | None = None,
 ) -> Pipeline:
     """Assemble the stages for a policy. Without ``auth``/``plans`` every operation is public."""
     req_modes: dict[str, Mode] = {}
@@ -141,6 +149,8 @@ def build_pipeline(
     )
     if auth is None:
         auth = build_auth_state(config.auth, Path("."))
+    if authz is None:
+        authz = AuthorizationPlans()
     if plans is None:
         plans = {op_id: SecurityPlan("public", reason="no auth configured") for op_id in api.operations}
     stages: list[Stage] = [
@@ -150,10 +160,12 @@ def build_pipeline(
         HygieneStage(),
         RouteStage(api.router),
         AuthenticationStage(auth),
-        AuthorizationStage(plans, config.auth.realm),
+        AuthorizationStage(plans, config.auth.realm, authz.operations),
         validation,
         ResponseValidationStage(config.validation.responses, resp_modes, config.limits.max_json_depth),
         UpstreamErrorsStage(config.proxy.replace_upstream_errors),
+        PropertyAccessStage(authz.guards),
+        ObjectAccessStage(authz.operations, config.auth.realm, config.authorization.service_subject),
         IssuedTokensStage(config.auth.issued_tokens, auth),
         ForwardStage(config.proxy.preserve_host, config.auth.identity_headers),
     ]

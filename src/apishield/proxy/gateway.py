@@ -14,7 +14,10 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+import orjson
+
 from apishield.config.model import Config
+from apishield.core.effects import FetchResource
 from apishield.core.exchange import Exchange, RequestHead
 from apishield.core.pipeline import Pipeline
 from apishield.core.stage import problem_reply
@@ -117,15 +120,10 @@ class Gateway:
         pipeline = self.pipeline
         ex = pipeline.begin(head)
         try:
-            rounds = 0
-            while ex.pending is not None:
-                rounds += 1
-                if self.effects is None or rounds > 8:
-                    raise RuntimeError(f"unresolvable effect {ex.pending!r}")
-                ex.resolved[ex.pending] = await self.effects.run(ex.pending)
-                pipeline.resume(ex)
+            await self._settle(ex)
             if ex.reply is None:
                 await self._read_body(ex, receive)
+                await self._settle(ex)
             if ex.reply is None:
                 await self._forward(ex)
             reply = pipeline.finish(ex)
@@ -141,6 +139,42 @@ class Gateway:
         await send({"type": "http.response.body", "body": b"" if head.method == "HEAD" else reply.body})
         if ex.after_effects and self.effects is not None:
             await self.effects.after(ex.after_effects)
+
+    async def _settle(self, ex: Exchange) -> None:
+        """Resolve the effects the pipeline asks for until the phase completes."""
+        rounds = 0
+        while ex.pending is not None:
+            rounds += 1
+            effect = ex.pending
+            if rounds > 8:
+                raise RuntimeError(f"too many effects for one request: {effect!r}")
+            if isinstance(effect, FetchResource):
+                ex.resolved[effect] = await self._fetch_resource(effect)
+            elif self.effects is not None:
+                ex.resolved[effect] = await self.effects.run(effect)
+            else:
+                raise RuntimeError(f"no runner for effect {effect!r}")
+            self.pipeline.resume(ex)
+
+    async def _fetch_resource(self, effect: FetchResource) -> tuple[int, Any]:
+        """Read a resource with the gateway's own identity (write pre-checks)."""
+        if self.pool is None:
+            self.pool = self._make_pool()
+        identity = self.config.auth.identity_headers
+        headers = [
+            (b"accept", b"application/json"),
+            (identity.subject.lower().encode("latin-1"), effect.subject.encode("utf-8")),
+            (identity.auth_method.lower().encode("latin-1"), b"service"),
+        ]
+        try:
+            response = await self.pool.request("GET", effect.target, headers, b"")
+        except UpstreamError:
+            return 502, None
+        try:
+            body = orjson.loads(response.body) if response.body else None
+        except orjson.JSONDecodeError:
+            body = None
+        return response.status, body
 
     async def _read_body(self, ex: Exchange, receive: Any) -> None:
         if not ex.body_expected:

@@ -1,4 +1,9 @@
-"""Function-level authorization: may this principal call this operation at all?
+"""Function-level authorization (OWASP API5:2023): may this principal call this operation at all?
+
+First the policy's function-level rules for the operation: denied outright
+(a debug or maintenance endpoint), authentication required although the
+document leaves the operation open, roles (any of) and extra scopes (all
+of). Then the document's requirements:
 
 The operation's security requirements (compiled by
 :mod:`apishield.auth.security`) decide: a public operation admits anyone;
@@ -15,6 +20,7 @@ from apishield.auth import rfc6750
 from apishield.auth.security import SecurityPlan
 from apishield.core.exchange import Exchange
 from apishield.core.stage import Stage
+from apishield.core.stages.object_access import OperationAccess
 
 __all__ = ["AuthorizationStage"]
 
@@ -22,14 +28,44 @@ __all__ = ["AuthorizationStage"]
 class AuthorizationStage(Stage):
     name = "authorization"
 
-    def __init__(self, plans: dict[str, SecurityPlan], realm: str) -> None:
+    def __init__(
+        self, plans: dict[str, SecurityPlan], realm: str, access: dict[str, OperationAccess] | None = None
+    ) -> None:
         self.plans = plans
         self.realm = realm
+        self.access = access or {}
 
     def on_request_head(self, ex: Exchange) -> None:
         op = ex.operation
         assert op is not None
-        plan = self.plans[op.operation_id]
+        access = self.access.get(op.operation_id)
+        if access is not None and not self._function_level(ex, access):
+            return
+        self._security(ex, self.plans[op.operation_id])
+
+    def _function_level(self, ex: Exchange, access: OperationAccess) -> bool:
+        """The policy's function-level rules (OWASP API5:2023); False when the request was refused."""
+        principal = ex.principal
+        if access.deny:
+            return not self.reject(
+                ex, rfc6750.Forbidden(detail="This operation is not available."), rule="deny"
+            )
+        if access.require_authentication and not principal.authenticated:
+            return not self.reject(ex, rfc6750.no_credentials(self.realm), rule="require_authentication")
+        if access.require_roles and not (access.require_roles & principal.roles):
+            if not principal.authenticated:
+                return not self.reject(ex, rfc6750.no_credentials(self.realm), rule="require_roles")
+            roles = ", ".join(sorted(access.require_roles))
+            problem = rfc6750.Forbidden(detail=f"This operation needs one of the roles: {roles}.")
+            return not self.reject(ex, problem, rule="require_roles")
+        missing = [s for s in access.require_scopes if s not in principal.scopes]
+        if missing:
+            if not principal.authenticated:
+                return not self.reject(ex, rfc6750.no_credentials(self.realm), rule="require_scopes")
+            return not self.reject(ex, rfc6750.insufficient_scope(self.realm, missing), rule="require_scopes")
+        return True
+
+    def _security(self, ex: Exchange, plan: SecurityPlan) -> None:
         principal = ex.principal
         if plan.mode == "public":
             ex.decide(self.name, "allow", "public operation", rule=plan.reason)

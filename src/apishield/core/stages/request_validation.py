@@ -129,6 +129,7 @@ class RequestValidationStage(Stage):
                 violations.append(Violation("/" + name, "is not a documented parameter", "query"))
         if op.params_validator is not None:
             violations += op.params_validator.violations(groups, split_location=True)
+        ex.params = groups
         return violations
 
     def _query_value(
@@ -228,6 +229,9 @@ class RequestValidationStage(Stage):
         except Problem as problem:
             self.reject(ex, problem, mode)
             return
+        if media.kind != "opaque":
+            ex.body_value = value
+            ex.has_body_value = True
         if media.validator is not None:
             violations = media.validator.violations(value)
             if violations and self.reject(
