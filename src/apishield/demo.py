@@ -1,9 +1,17 @@
-"""``apishield demo``: the example customer API behind the gateway, in one command.
+"""``apishield demo``: the reference scenario, in one command.
 
-Starts the example service (``examples/customer_api``, SQLite in a temporary
-folder) and the gateway in front of it in one process, then walks through a
-few requests, allowed and refused, printing what happened and why. Ctrl-C
-stops both servers cleanly.
+Three servers in one process, on loopback:
+
+* the embedded OAuth 2.0 authorization server (:mod:`apishield.issuer`) with the
+  clients ``mobile-app`` (public, code + PKCE) and ``partner-portal`` /
+  ``globex-portal`` (confidential, client credentials), six customers and a
+  support agent as users;
+* the example customer-data service (``examples/customer_api``, SQLite, no
+  protection of its own);
+* the gateway in front of it, trusting the issuer, with the example policy.
+
+It then walks through requests of each caller, allowed and refused, printing
+what happened and why, and keeps serving until Ctrl-C.
 """
 
 from __future__ import annotations
@@ -15,6 +23,7 @@ import shutil
 import signal
 import sys
 import tempfile
+import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
@@ -22,11 +31,15 @@ from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from apishield.proxy.gateway import Gateway
 from apishield.proxy.server import QuietServer, uvicorn_config
 from apishield.runtime import load_runtime
 
-__all__ = ["example_dir", "run_demo"]
+__all__ = ["example_dir", "load_example_app", "run_demo"]
+
+PASSWORD = "correct horse battery staple"
 
 
 def example_dir() -> Path:
@@ -49,61 +62,37 @@ def load_example_app(folder: Path, db_path: Path) -> Any:
     return module.create_app(str(db_path))
 
 
+def demo_policy(
+    folder: Path, tmp: Path, upstream_port: int, port: int, provider: dict[str, Any], revocation_store: str
+) -> Path:
+    """The example policy, pointed at this run's ports, issuer and revocation log."""
+    policy = yaml.safe_load((folder / "apishield.yaml").read_text())
+    policy["openapi"] = str(folder / "openapi.yaml")
+    policy["upstream"] = f"http://127.0.0.1:{upstream_port}"
+    policy["listen"] = {"host": "127.0.0.1", "port": port}
+    policy["auth"]["jwt"] = [{**policy["auth"]["jwt"][0], **provider}]
+    policy["auth"]["revocation"] = {"store": revocation_store, "poll_interval": 0.25}
+    path = tmp / "apishield.yaml"
+    path.write_text(yaml.safe_dump(policy, sort_keys=False))
+    return path
+
+
 @dataclass
 class Step:
+    who: str
     title: str
     method: str
     path: str
     body: Any = None
-    expect: str = ""
 
 
-STEPS = [
-    Step(
-        "A documented read",
-        "GET",
-        "/v1/customers/1",
-        expect="200; riskScore, passwordHash, internalNotes removed",
-    ),
-    Step("An undocumented endpoint (exists in the service)", "GET", "/v1/internal/debug", expect="404"),
-    Step("SQL injection through an enum parameter", "GET", "/v1/customers?sort=name%20DESC;--", expect="400"),
-    Step("An unknown query parameter", "GET", "/v1/customers?debug=1", expect="400"),
-    Step(
-        "An invalid body (bad e-mail, bad country)",
-        "PUT",
-        "/v1/customers/1",
-        {"name": "Alice", "email": "not-an-email", "status": "active", "address": {"country": "gb"}},
-        "400",
-    ),
-    Step(
-        "Mass assignment: a read-only id and an undeclared isAdmin",
-        "PUT",
-        "/v1/customers/1",
-        {"id": 99, "name": "Alice", "email": "alice@example.com", "status": "active", "isAdmin": True},
-        "400",
-    ),
-    Step(
-        "Login with an unknown user",
-        "POST",
-        "/v1/login",
-        {"username": "nobody", "password": "x" * 12},
-        "401, same answer as a wrong password",
-    ),
-    Step(
-        "Login with a wrong password",
-        "POST",
-        "/v1/login",
-        {"username": "alice", "password": "x" * 12},
-        "401, same answer as an unknown user",
-    ),
-]
-
-
-def _call(port: int, step: Step) -> tuple[int, bytes]:
+def _call(port: int, token: str | None, step: Step) -> tuple[int, bytes]:
     data = json.dumps(step.body).encode() if step.body is not None else None
     req = urllib.request.Request(f"http://127.0.0.1:{port}{step.path}", data=data, method=step.method)
     if data is not None:
         req.add_header("Content-Type", "application/json")
+    if token:
+        req.add_header("Authorization", f"Bearer {token}")
     try:
         with urllib.request.urlopen(req, timeout=10) as resp:
             return resp.status, resp.read()
@@ -122,87 +111,177 @@ def _summary(body: bytes) -> str:
         return str(doc.get("detail") or doc["title"])
     if isinstance(doc, dict):
         return "fields: " + ", ".join(sorted(doc))
+    if isinstance(doc, list):
+        ids = [str(x.get("id")) for x in doc if isinstance(x, dict)]
+        return f"{len(doc)} item(s), ids {', '.join(ids)}"
     return json.dumps(doc)[:120]
 
 
-def walkthrough(port: int, upstream_port: int) -> list[tuple[Step, int, str]]:
+def walkthrough(
+    port: int, upstream_port: int, issuer: str, partner_secret: str
+) -> list[tuple[Step, int, str]]:
+    from apishield.demo_client import mobile_token, partner_token, revoke
+
+    alice = mobile_token(
+        issuer,
+        "alice",
+        PASSWORD,
+        "http://127.0.0.1:8765/callback",
+        "customers:read customers:write orders:read",
+    )["access_token"]
+    partner = partner_token(issuer, "partner-portal", partner_secret, "customers:read orders:read")
+    tokens = {"anonymous": None, "alice (mobile app)": alice, "partner-portal": partner}
+    a, p, anon = "alice (mobile app)", "partner-portal", "anonymous"
+    steps = [
+        Step(anon, "No access token", "GET", "/v1/customers/1"),
+        Step(a, "Her own record", "GET", "/v1/customers/1"),
+        Step(a, "Another customer's record (BOLA)", "GET", "/v1/customers/2"),
+        Step(p, "The partner's customers only, without personal data", "GET", "/v1/customers"),
+        Step(p, "Another partner's customer (BOLA)", "GET", "/v1/customers/3"),
+        Step(
+            p,
+            "A write without the scope for it",
+            "PUT",
+            "/v1/customers/1",
+            {"name": "Alice", "email": "alice@example.com", "status": "active"},
+        ),
+        Step(a, "An undocumented endpoint (exists in the service)", "GET", "/v1/internal/debug"),
+        Step(a, "SQL injection through an enum parameter", "GET", "/v1/customers?sort=name%20DESC;--"),
+        Step(
+            a,
+            "An invalid body (bad e-mail, bad country)",
+            "PUT",
+            "/v1/customers/1",
+            {"name": "Alice", "email": "not-an-email", "status": "active", "address": {"country": "gb"}},
+        ),
+        Step(
+            a,
+            "Mass assignment: a read-only id and an undeclared isAdmin",
+            "PUT",
+            "/v1/customers/1",
+            {"id": 99, "name": "Alice", "email": "alice@example.com", "status": "active", "isAdmin": True},
+        ),
+        Step(
+            a,
+            "Setting a property only support may set",
+            "PUT",
+            "/v1/customers/1",
+            {"name": "Alice", "email": "alice@example.com", "status": "active", "tier": "gold"},
+        ),
+        Step(
+            anon,
+            "Login with an unknown user",
+            "POST",
+            "/v1/login",
+            {"username": "nobody", "password": "x" * 12},
+        ),
+        Step(
+            anon,
+            "Login with a wrong password",
+            "POST",
+            "/v1/login",
+            {"username": "alice", "password": "x" * 12},
+        ),
+    ]
     out = []
-    direct_status, direct = _call(upstream_port, STEPS[0])
-    hidden = (
-        sorted(set(json.loads(direct)) - set(json.loads(_call(port, STEPS[0])[1])))
-        if direct_status == 200
-        else []
-    )
-    for step in STEPS:
-        status, body = _call(port, step)
+    direct = _call(upstream_port, None, steps[1])[1]
+    for step in steps:
+        status, body = _call(port, tokens[step.who], step)
         summary = _summary(body)
-        if step is STEPS[0] and hidden:
+        if step is steps[1] and status == 200:
+            hidden = sorted(set(json.loads(direct)) - set(json.loads(body)))
             summary += f" (removed by the gateway: {', '.join(hidden)})"
         out.append((step, status, summary))
+    revoke(issuer, alice, "mobile-app")
+    revoked = Step(a, "Her token after she revoked it at the issuer", "GET", "/v1/customers/1")
+    deadline = time.monotonic() + 2
+    status, body = _call(port, alice, revoked)
+    while status == 200 and time.monotonic() < deadline:
+        time.sleep(0.1)
+        status, body = _call(port, alice, revoked)
+    out.append((revoked, status, _summary(body)))
     return out
-
-
-def _print_banner(port: int, upstream_port: int, folder: Path) -> None:
-    print(f"""
-apishield demo
-  gateway           http://127.0.0.1:{port}   (the only way in)
-  example service   http://127.0.0.1:{upstream_port}   (unprotected, for comparison)
-  policy            {folder / "apishield.yaml"}
-  API description   {folder / "openapi.yaml"}
-""")
 
 
 def _print_walkthrough(results: list[tuple[Step, int, str]]) -> None:
     print("Walkthrough (each request sent through the gateway):")
     for step, status, summary in results:
         verdict = "allowed " if status < 400 else "refused "
-        print(f"  {verdict}{status}  {step.method:6} {step.path}")
+        print(f"  {verdict}{status}  {step.method:6} {step.path}   [{step.who}]")
         print(f"           {step.title}: {summary}")
     print()
 
 
-def _print_try(port: int) -> None:
-    print(
-        f"""Try it yourself:
-  curl -s http://127.0.0.1:{port}/v1/customers/1
-  curl -s http://127.0.0.1:{port}/v1/internal/debug
-  curl -s -X PUT http://127.0.0.1:{port}/v1/customers/1 -H 'Content-Type: application/json' \\
-       -d '{{"name": "Alice", "email": "alice@example.com", "status": "active", "isAdmin": true}}'
-Press Ctrl-C to stop.""",
-        flush=True,
-    )
+async def _serve(port: int, upstream_port: int, issuer_port: int, walk: bool) -> int:
+    from apishield.issuer import create_issuer_app
+    from apishield.issuer.demo import bootstrap_demo
 
-
-async def _serve(port: int, upstream_port: int, walk: bool) -> int:
     folder = example_dir()
     tmp = Path(tempfile.mkdtemp(prefix="apishield-demo-"))
+    servers: list[QuietServer] = []
     try:
-        runtime = load_runtime(folder / "apishield.yaml")
-        config = runtime.loaded.config.model_copy(update={"upstream": f"http://127.0.0.1:{upstream_port}"})
-        upstream = QuietServer(
-            uvicorn_config(load_example_app(folder, tmp / "customers.db"), "127.0.0.1", upstream_port)
+        issuer_url = f"http://127.0.0.1:{issuer_port}"
+        print("preparing the demo issuer (keys, clients, users)...", file=sys.stderr, flush=True)
+        demo = await asyncio.to_thread(bootstrap_demo, tmp / "issuer", issuer_url, "customer-api")
+        policy = demo_policy(
+            folder, tmp, upstream_port, port, demo.gateway_jwt_provider(), demo.revocation_store
         )
-        gateway = QuietServer(uvicorn_config(Gateway.from_runtime(runtime, config), "127.0.0.1", port))
+        runtime = load_runtime(policy)
+        servers = [
+            QuietServer(uvicorn_config(create_issuer_app(demo.settings), "127.0.0.1", issuer_port)),
+            QuietServer(
+                uvicorn_config(load_example_app(folder, tmp / "customers.db"), "127.0.0.1", upstream_port)
+            ),
+            QuietServer(uvicorn_config(Gateway.from_runtime(runtime), "127.0.0.1", port)),
+        ]
         loop = asyncio.get_running_loop()
 
         def stop() -> None:
-            upstream.should_exit = True
-            gateway.should_exit = True
+            for server in servers:
+                server.should_exit = True
 
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop)
-        tasks = [asyncio.create_task(upstream.serve()), asyncio.create_task(gateway.serve())]
-        while not (upstream.started and gateway.started):
+        tasks = [asyncio.create_task(server.serve()) for server in servers[:2]]
+        while not all(s.started for s in servers[:2]):
             if any(t.done() for t in tasks):
                 stop()
                 await asyncio.gather(*tasks, return_exceptions=True)
                 print("apishield demo: a server could not start (is the port in use?)", file=sys.stderr)
                 return 1
             await asyncio.sleep(0.05)
-        _print_banner(port, upstream_port, folder)
+        tasks.append(
+            asyncio.create_task(servers[2].serve())
+        )  # the gateway fetches the issuer's keys at start
+        while not servers[2].started:
+            if tasks[2].done():
+                stop()
+                await asyncio.gather(*tasks, return_exceptions=True)
+                print("apishield demo: the gateway could not start (is the port in use?)", file=sys.stderr)
+                return 1
+            await asyncio.sleep(0.05)
+        print(f"""
+apishield demo
+  gateway           http://127.0.0.1:{port}   (the only way in)
+  example service   http://127.0.0.1:{upstream_port}   (unprotected, for comparison)
+  issuer            {issuer_url}   (OAuth 2.0: clients mobile-app, partner-portal, globex-portal)
+  users             alice, bob, carol, dave, erin, frank (customers 1-6), sam (support);
+                    password "{PASSWORD}"
+""")
         if walk:
-            _print_walkthrough(await asyncio.to_thread(walkthrough, port, upstream_port))
-        _print_try(port)
+            results = await asyncio.to_thread(
+                walkthrough, port, upstream_port, issuer_url, demo.partner_portal_secret
+            )
+            _print_walkthrough(results)
+        print(
+            f"""Try it yourself:
+  TOKEN=$({demo.token_command()})
+  curl -s http://127.0.0.1:{port}/v1/customers -H "Authorization: Bearer $TOKEN"
+  curl -s http://127.0.0.1:{port}/v1/customers/3 -H "Authorization: Bearer $TOKEN"
+  curl -s http://127.0.0.1:{port}/v1/internal/debug -H "Authorization: Bearer $TOKEN"
+Press Ctrl-C to stop.""",
+            flush=True,
+        )
         await asyncio.gather(*tasks)
         print("\nstopped.")
         return 0
@@ -210,5 +289,7 @@ async def _serve(port: int, upstream_port: int, walk: bool) -> int:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def run_demo(port: int = 8080, upstream_port: int = 9000, walkthrough: bool = True) -> int:
-    return asyncio.run(_serve(port, upstream_port, walkthrough))
+def run_demo(
+    port: int = 8080, upstream_port: int = 9000, walkthrough: bool = True, issuer_port: int = 8081
+) -> int:
+    return asyncio.run(_serve(port, upstream_port, issuer_port, walkthrough))

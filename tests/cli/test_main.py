@@ -26,7 +26,7 @@ def test_check_example_ok() -> None:
     result = apishield("check", "--config", str(EXAMPLE / "apishield.yaml"))
     assert result.returncode == 0, result.stderr
     assert "OK: 12 operations" in result.stderr
-    assert "route → request_validation" in result.stderr
+    assert "route → authentication → authorization → request_validation" in result.stderr
 
 
 def test_check_relative_paths_resolve_against_the_policy_folder(tmp_path: Path) -> None:
@@ -127,7 +127,7 @@ def test_version() -> None:
 
 
 def test_demo_end_to_end() -> None:
-    port, upstream_port = free_port(), free_port()
+    port, upstream_port, issuer_port = free_port(), free_port(), free_port()
     proc = subprocess.Popen(
         [
             sys.executable,
@@ -138,6 +138,8 @@ def test_demo_end_to_end() -> None:
             str(port),
             "--upstream-port",
             str(upstream_port),
+            "--issuer-port",
+            str(issuer_port),
         ],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -147,7 +149,7 @@ def test_demo_end_to_end() -> None:
     try:
         assert proc.stdout is not None
         lines: list[str] = []
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + 90
         while time.monotonic() < deadline:
             line = proc.stdout.readline()
             if not line:
@@ -156,15 +158,28 @@ def test_demo_end_to_end() -> None:
             if line.startswith("Press Ctrl-C"):
                 break
         text = "\n".join(lines)
-        assert "refused 404  GET    /v1/internal/debug" in text, text
+        assert "refused 401  GET    /v1/customers/1   [anonymous]" in text, text
+        assert "refused 404  GET    /v1/internal/debug" in text
         assert "removed by the gateway: internalNotes, passwordHash, riskScore" in text
+        assert "refused 404  GET    /v1/customers/2   [alice (mobile app)]" in text
+        assert "3 item(s), ids 1, 2, 5" in text
         assert (
             "body /id is read-only and must not be sent; body /isAdmin is not a documented property" in text
         )
         assert "body /email must be a valid email" in text
-        # the demo keeps serving after its walkthrough
-        r = http(port, "GET", "/v1/customers/2")
-        assert r.status == 200 and "passwordHash" not in r.json()
+        assert "body /tier may not be set by this caller" in text
+        assert "Her token after she revoked it at the issuer: The access token is invalid." in text
+        # the demo keeps serving after its walkthrough, and the printed token command works
+        command = next(line for line in lines if "TOKEN=$(" in line)
+        argv = command.split("TOKEN=$(", 1)[1].rstrip(")").split()
+        minted = subprocess.run(
+            [sys.executable, "-m", "apishield", *argv[1:]], capture_output=True, text=True, timeout=60
+        )
+        assert minted.returncode == 0, minted.stderr
+        r = http(port, "GET", "/v1/customers", headers={"Authorization": f"Bearer {minted.stdout.strip()}"})
+        assert r.status == 200, (minted.stdout, r.body)
+        assert {c["id"] for c in r.json()} == {1, 2, 5}
+        assert all("passwordHash" not in c and "email" not in c for c in r.json())
         proc.send_signal(signal.SIGINT)
         rest = proc.communicate(timeout=20)[0]
         assert proc.returncode == 0

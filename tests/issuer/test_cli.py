@@ -112,6 +112,21 @@ def test_clients_add_list_and_revoke(issuer: Issuer) -> None:
             ],
             "fragment",
         ),
+        (
+            [
+                "--type",
+                "public",
+                "--grant",
+                "authorization_code",
+                "--redirect-uri",
+                "https://a.example;x/ cb",
+            ],
+            "without spaces",
+        ),
+        (
+            ["--type", "public", "--grant", "authorization_code", "--redirect-uri", "https://a.example;x/cb"],
+            "invalid host",
+        ),
         (["--type", "confidential", "--grant", "client_credentials", "--scope", "admin:all"], "not one of"),
         (
             ["--type", "confidential", "--grant", "client_credentials", "--claim", "sub=admin"],

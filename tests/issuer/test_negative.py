@@ -358,3 +358,20 @@ def test_token_endpoint_request_hygiene(issuer: Issuer) -> None:
     assert r.status_code == 400
     assert requests.get(issuer.endpoint("token"), timeout=10).status_code == 405
     assert _raw(issuer, "a=" + "x" * 70_000).status_code == 413
+
+
+def test_redirect_uri_is_required_when_several_are_registered(issuer: Issuer) -> None:
+    url = issuer.authorize_url(state="st", code_challenge="a" * 43, code_challenge_method="S256")
+    r = requests.get(url, allow_redirects=False, timeout=10)  # mobile-app registers two URIs
+    assert r.status_code == 400 and "location" not in r.headers
+
+
+def test_issuer_request_sets_every_field_authlibs_request_has(issuer: Issuer) -> None:
+    """IssuerRequest skips OAuth2Request.__init__ (its transport check); it must still set every field."""
+    from authlib.oauth2.rfc6749 import OAuth2Request
+
+    from apishield.issuer.server import Headers, IssuerRequest
+
+    reference = OAuth2Request("POST", "https://issuer.example/token", headers={})
+    ours = IssuerRequest("POST", "https://issuer.example/token", Headers({}), {}, {})
+    assert set(vars(reference)) <= set(vars(ours))

@@ -155,3 +155,9 @@ def test_throttle_window() -> None:
     assert throttle.retry_after("bob", "10.0.0.3", now + 10.5) == 0
     throttle.succeeded("bob")
     assert throttle.retry_after("bob", "10.0.0.3", now + 2) == 0
+
+
+def test_demo_token_command(tmp_path: Path) -> None:
+    demo = bootstrap_demo(tmp_path, "http://127.0.0.1:9400", "customer-api", password_hash=FAST_HASH)
+    expected = "apishield token --client partner-portal --issuer http://127.0.0.1:9400 --secret-file "
+    assert demo.token_command() == expected + str(demo.secret_file)

@@ -41,6 +41,8 @@ __all__ = [
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@+-]{0,99}")
 _PRIVATE_SCHEME = re.compile(r"[a-z][a-z0-9+-]*(\.[a-z0-9+-]+)+")
 _LOOPBACK = ("127.0.0.1", "::1", "localhost")
+_URI_CHARS = re.compile(r"[\x21-\x7e]{1,2000}")
+_NETLOC = re.compile(r"[A-Za-z0-9.\-]+(:[0-9]{1,5})?|\[[0-9A-Fa-f:.]+\](:[0-9]{1,5})?")
 MIN_PASSWORD = 8
 
 
@@ -58,7 +60,11 @@ def _name(value: str, what: str) -> str:
 
 
 def check_redirect_uri(uri: str) -> str:
+    if not _URI_CHARS.fullmatch(uri):
+        raise AdminError(f"redirect URI {uri!r} must be an ASCII URI without spaces (RFC 3986)")
     parts = urlsplit(uri)
+    if parts.scheme in ("http", "https") and not _NETLOC.fullmatch(parts.netloc):
+        raise AdminError(f"redirect URI {uri!r} has an invalid host")
     if parts.fragment or "#" in uri:
         raise AdminError(f"redirect URI {uri!r} must not have a fragment (RFC 6749 §3.1.2)")
     if parts.scheme == "https" and parts.hostname:

@@ -22,8 +22,8 @@ endpoints (their credentials would leak into logs), and one client
 authentication method per request (§2.3). URLs are built from the configured
 issuer, never from the ``Host`` header.
 
-OAuth work runs in a worker thread (Authlib and the store are synchronous;
-argon2 verifications must not block the event loop). Afterwards, the ``jti``
+OAuth work runs in a small pool of worker threads (Authlib and the store are
+synchronous; argon2 verifications must not block the event loop). Afterwards, the ``jti``
 of every access token revoked while handling the request is written to the
 revocation store that the gateways poll (``auth.revocation.store``), so they
 refuse it within a second.
@@ -36,8 +36,9 @@ import logging
 import secrets
 import time
 from collections.abc import Awaitable, Callable, MutableMapping
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import parse_qsl
 
 import orjson
@@ -49,7 +50,7 @@ from apishield.issuer.passwords import PasswordHasher
 from apishield.issuer.rfc8414 import metadata, validate_metadata
 from apishield.issuer.server import NO_STORE, Headers, IssuerRequest, IssuerServer, OAuthResponse
 from apishield.issuer.settings import IssuerSettings
-from apishield.issuer.store import open_issuer_store
+from apishield.issuer.store import StoreError, open_issuer_store
 from apishield.issuer.throttle import LoginThrottle
 from apishield.services.revocation_store import RevocationStore, open_revocation_store
 
@@ -61,6 +62,8 @@ Scope = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
 Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 
+T = TypeVar("T")
+WORKERS = 4
 JSON = [("Content-Type", "application/json"), ("X-Content-Type-Options", "nosniff")]
 FORM = "application/x-www-form-urlencoded"
 BAD_CREDENTIALS = "The username or password is incorrect."
@@ -109,6 +112,8 @@ class IssuerApp:
     ) -> None:
         self.settings = settings
         self.clock = clock
+        # OAuth work runs here: few threads (Python code contends for the GIL; argon2 needs 64 MiB each)
+        self._pool = ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="issuer")
         base = Path.cwd()
         self.store = open_issuer_store(settings.store, base)
         keys_dir = Path(settings.keys_dir).expanduser()
@@ -155,6 +160,10 @@ class IssuerApp:
                 response = await route[1](scope, receive)
             except BadRequest as exc:
                 response = exc.response()
+            except StoreError:
+                log.exception("the issuer's store failed")
+                response = BadRequest("try again", status=503, error="temporarily_unavailable").response()
+                response.headers.append(("Retry-After", "1"))
         await send(
             {
                 "type": "http.response.start",
@@ -174,7 +183,11 @@ class IssuerApp:
                 await send({"type": "lifespan.shutdown.complete"})
                 return
 
+    async def _work(self, fn: Callable[..., T], *args: Any) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._pool, fn, *args)
+
     async def aclose(self) -> None:
+        self._pool.shutdown(wait=True)
         await asyncio.to_thread(self.store.close)
         if self._own_revocations:
             await self.revocations.close()
@@ -229,7 +242,8 @@ class IssuerApp:
                 raise BadRequest("the body is not UTF-8") from None
             form = _params(text, "body")
         query = _params(raw_query, "query") if authorize else {}
-        if not authorize and "authorization" in headers and "client_secret" in form:
+        basic = headers.get("authorization", "")[:6].lower() == "basic "
+        if not authorize and basic and ("client_secret" in form or "client_assertion" in form):
             raise BadRequest("use one client authentication method (RFC 6749 §2.3)")
         name = scope["path"].rsplit("/", 1)[-1]
         client = scope.get("client")
@@ -277,13 +291,13 @@ class IssuerApp:
 
     async def _token(self, scope: Scope, receive: Receive) -> OAuthResponse:
         request = await self._request(scope, receive)
-        response = await asyncio.to_thread(self.server.token, request)
+        response = await self._work(self.server.token, request)
         await self._publish(request)
         return response
 
     async def _revoke(self, scope: Scope, receive: Receive) -> OAuthResponse:
         request = await self._request(scope, receive)
-        response = await asyncio.to_thread(self.server.revoke, request)
+        response = await self._work(self.server.revoke, request)
         if not await self._publish(request):
             # RFC 7009 §2.2.1: 503 tells the client to retry; the token is already refused here
             return BadRequest("try again", status=503, error="temporarily_unavailable").response()
@@ -291,7 +305,7 @@ class IssuerApp:
 
     async def _introspect(self, scope: Scope, receive: Receive) -> OAuthResponse:
         request = await self._request(scope, receive)
-        return await asyncio.to_thread(self.server.introspect, request)
+        return await self._work(self.server.introspect, request)
 
     # -- the authorization endpoint ------------------------------------------------------------------
 
@@ -315,7 +329,7 @@ class IssuerApp:
                 raise
             return self._invalid_request_page(exc)
         try:
-            grant = await asyncio.to_thread(self.server.consent, request)
+            grant = await self._work(self.server.consent, request)
         except OAuth2Error as error:
             await self._publish(request)
             if error.redirect_uri:
@@ -372,7 +386,7 @@ class IssuerApp:
             return self._page(403, body, nonce)
         decision = form.get("decision")
         if decision == "deny":
-            return await asyncio.to_thread(self.server.decide, request, grant, None)
+            return await self._work(self.server.decide, request, grant, None)
         if decision != "allow":
             return self._invalid_request_page(BadRequest("choose Sign in and allow, or Deny"))
         username = form.get("username", "")[:200]
@@ -391,13 +405,13 @@ class IssuerApp:
                 username=username,
                 extra_headers=(("Retry-After", str(int(wait) + 1)),),
             )
-        user = await asyncio.to_thread(self.server.check_password, username, password[:1024])
+        user = await self._work(self.server.check_password, username, password[:1024])
         if user is None:
             self.throttle.failed(username, request.client_ip, now)
             log.info("failed sign-in from %s", request.client_ip)
             return self._sign_in(request, grant, raw_query, cookie, error=BAD_CREDENTIALS, username=username)
         self.throttle.succeeded(username)
-        return await asyncio.to_thread(self.server.decide, request, grant, user)
+        return await self._work(self.server.decide, request, grant, user)
 
 
 def create_issuer_app(

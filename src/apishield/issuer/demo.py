@@ -10,9 +10,12 @@
   claims ``partner_id: p-acme`` and ``roles: [partner]``. Its secret is
   generated once, kept in ``partner-portal.secret`` (0600) for the demo's
   walkthrough and ``apishield token --secret-file``, and returned;
+* client ``globex-portal``: a second partner (``p-globex``), so the demo and the
+  tests can show that one partner never reaches another's customers;
 * users alice, bob, carol, dave, erin and frank (customers 1 to 6 of the
   example service, password "correct horse battery staple") with the claims
-  ``customer_id``, ``partner_id`` and ``roles: [customer]``.
+  ``customer_id``, ``partner_id`` and ``roles: [customer]``, and ``sam``, a
+  support agent (``roles: [support]``) who may read every customer.
 """
 
 from __future__ import annotations
@@ -80,6 +83,13 @@ class DemoIssuer:
     def revocation_store(self) -> str:
         """The URL to use as the gateway's ``auth.revocation.store``."""
         return self.settings.revocation_store
+
+    def token_command(self) -> str:
+        """The shell command that prints a partner-portal access token (for the walkthrough)."""
+        return (
+            f"apishield token --client partner-portal --issuer {self.settings.issuer} "
+            f"--secret-file {self.secret_file}"
+        )
 
     def gateway_jwt_provider(self) -> dict[str, Any]:
         """An ``auth.jwt[]`` entry for the gateway's policy that trusts this issuer."""
@@ -173,6 +183,30 @@ def bootstrap_demo(
             secret = generate_client_secret()
             store.set_client_secret("partner-portal", hasher.hash(secret))
         _write_private(secret_file, secret + "\n")
+        if store.get_client("globex-portal") is None:
+            _, globex_secret = new_client(
+                store,
+                hasher,
+                client_id="globex-portal",
+                name="Partner portal (Globex)",
+                client_type="confidential",
+                grant_types=("client_credentials",),
+                scopes=PARTNER_SCOPES,
+                claims={"partner_id": "p-globex", "roles": ["partner"]},
+                now=now,
+                known_scopes=SCOPES,
+            )
+            _write_private(folder / "globex-portal.secret", f"{globex_secret}\n")
+        if store.get_user("sam") is None:
+            with contextlib.suppress(AdminError):
+                new_user(
+                    store,
+                    hasher,
+                    username="sam",
+                    password=DEMO_PASSWORD,
+                    now=now,
+                    claims={"roles": ["support"]},
+                )
         for username, customer_id, partner in DEMO_USERS:
             if store.get_user(username) is None:
                 with contextlib.suppress(AdminError):  # created concurrently

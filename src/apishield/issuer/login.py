@@ -26,12 +26,16 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import re
 import secrets
 from collections.abc import Iterable
 from html import escape
 from urllib.parse import urlsplit
 
 __all__ = ["CSRF", "error_page", "page_headers", "sign_in_page"]
+
+_CSP_HOST = re.compile(r"[A-Za-z0-9.\-]+(:[0-9]{1,5})?|\[[0-9A-Fa-f:.]+\](:[0-9]{1,5})?")
+_CSP_SCHEME = re.compile(r"[a-z][a-z0-9+.\-]*")
 
 _STYLE = """
 :root { color-scheme: light dark; font: 16px/1.5 system-ui, sans-serif; }
@@ -86,11 +90,11 @@ class CSRF:
 
 def page_headers(nonce: str, redirect_uri: str | None = None) -> list[tuple[str, str]]:
     form_action = "'self'"
-    if redirect_uri:
+    if redirect_uri:  # registered, so already checked; never let it break out of the directive
         parts = urlsplit(redirect_uri)
-        if parts.scheme in ("http", "https") and parts.netloc:
+        if parts.scheme in ("http", "https") and _CSP_HOST.fullmatch(parts.netloc):
             form_action += f" {parts.scheme}://{parts.netloc}"
-        elif parts.scheme:
+        elif _CSP_SCHEME.fullmatch(parts.scheme):
             form_action += f" {parts.scheme}:"
     csp = (
         f"default-src 'none'; style-src 'nonce-{nonce}'; form-action {form_action}; "

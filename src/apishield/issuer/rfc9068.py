@@ -11,9 +11,9 @@ registered claim (:data:`RESERVED_CLAIMS`).
 
 Why not Authlib's ``JWTBearerTokenGenerator`` or ``joserfc.jwt.encode``:
 measured on the reference machine (bench/issuer_bench.py), the direct path
-costs about 1.3x the bare ECDSA signature, the other two about 2.6x, and
-Authlib's generator writes no ``kid``, which breaks verification during a key
-rotation.
+costs about 1.7x the bare ECDSA signature, joserfc 2.7x and Authlib's
+generator 3.9x; and Authlib's generator writes no ``kid``, which breaks
+verification at the gateways while two keys are published (key rotation).
 """
 
 from __future__ import annotations

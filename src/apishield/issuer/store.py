@@ -22,7 +22,7 @@ import os
 import queue
 import sqlite3
 import threading
-from collections.abc import Coroutine, Iterator, Sequence
+from collections.abc import Callable, Coroutine, Iterator, Sequence
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -65,9 +65,12 @@ _SCHEMA = (
     """CREATE TABLE IF NOT EXISTS apishield_issuer_access_tokens (
         jti TEXT PRIMARY KEY, client_id TEXT NOT NULL, username TEXT, family_id TEXT,
         expires_at DOUBLE PRECISION NOT NULL, revoked_at DOUBLE PRECISION)""",
-    "CREATE INDEX IF NOT EXISTS apishield_issuer_at_family ON apishield_issuer_access_tokens (family_id)",
+    # partial indexes: a client_credentials token (no family, no user) costs one index update less each
     "CREATE INDEX IF NOT EXISTS apishield_issuer_at_client ON apishield_issuer_access_tokens (client_id)",
-    "CREATE INDEX IF NOT EXISTS apishield_issuer_at_user ON apishield_issuer_access_tokens (username)",
+    "CREATE INDEX IF NOT EXISTS apishield_issuer_at_family ON apishield_issuer_access_tokens (family_id) "
+    "WHERE family_id IS NOT NULL",
+    "CREATE INDEX IF NOT EXISTS apishield_issuer_at_user ON apishield_issuer_access_tokens (username) "
+    "WHERE username IS NOT NULL",
 )
 
 _CLIENT_COLUMNS = (
@@ -95,7 +98,58 @@ class StoreConflict(StoreError):
 
 class Executor(Protocol):
     def run(self, sql: str, params: Sequence[Any] = ()) -> tuple[list[Row], int]: ...
+    def run_many(self, sql: str, rows: Sequence[Sequence[Any]]) -> None: ...
     def close(self) -> None: ...
+
+
+class GroupCommit:
+    """Insert rows in shared transactions: callers return once *their* row is committed.
+
+    The first caller to find no flush running becomes the leader and commits
+    everything pending in one transaction; callers arriving meanwhile wait and
+    go into the next batch. Idle, it is one insert per call; under load, one
+    commit (SQLite's WAL write, PostgreSQL's round trip) serves many tokens.
+    """
+
+    def __init__(self, flush: Callable[[list[Sequence[Any]]], None]) -> None:
+        self._flush = flush
+        self._cond = threading.Condition()
+        self._pending: list[Sequence[Any]] = []
+        self._generation = 0  # the batch new rows join
+        self._committed = 0  # batches below this number are done
+        self._flushing = False
+        self._failures: dict[int, BaseException] = {}
+
+    def add(self, row: Sequence[Any]) -> None:
+        with self._cond:
+            self._pending.append(row)
+            mine = self._generation
+            while self._committed <= mine:
+                if not self._flushing:
+                    batch, self._pending = self._pending, []
+                    self._generation += 1
+                    self._flushing = True
+                    break
+                self._cond.wait()
+            else:
+                failure = self._failures.get(mine)
+                if failure is not None:
+                    raise StoreError(f"could not record the token: {failure}")
+                return
+        failure = None
+        try:
+            self._flush(batch)
+        except BaseException as exc:
+            failure = exc
+        with self._cond:
+            self._flushing = False
+            self._committed = mine + 1
+            if failure is not None:
+                self._failures[mine] = failure
+            self._failures.pop(mine - 100, None)
+            self._cond.notify_all()
+        if failure is not None:
+            raise StoreError(f"could not record the token: {failure}")
 
 
 # -- SQLite ------------------------------------------------------------------------------------------
@@ -139,6 +193,24 @@ class SQLiteExecutor:
                 cursor = conn.execute(sql, tuple(params))
                 rows = cursor.fetchall()
                 return rows, cursor.rowcount if cursor.rowcount >= 0 else len(rows)
+        except sqlite3.IntegrityError as exc:
+            raise StoreConflict(str(exc)) from None
+        except sqlite3.Error as exc:
+            raise StoreError(f"SQLite {self.path}: {exc}") from None
+
+    def run_many(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        try:
+            with self._connection() as conn:
+                if len(rows) == 1:  # autocommit: one statement instead of three
+                    conn.execute(sql, tuple(rows[0]))
+                    return
+                conn.execute("BEGIN")
+                try:
+                    conn.executemany(sql, [tuple(r) for r in rows])
+                except BaseException:
+                    conn.execute("ROLLBACK")
+                    raise
+                conn.execute("COMMIT")
         except sqlite3.IntegrityError as exc:
             raise StoreConflict(str(exc)) from None
         except sqlite3.Error as exc:
@@ -232,6 +304,20 @@ class PostgresExecutor:
     def run(self, sql: str, params: Sequence[Any] = ()) -> tuple[list[Row], int]:
         return self._call(self._run(sql, params))
 
+    async def _run_many(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        import asyncpg
+
+        try:
+            async with self._pool.acquire() as conn, conn.transaction():
+                await conn.executemany(_numbered(sql), [tuple(r) for r in rows])
+        except asyncpg.UniqueViolationError as exc:
+            raise StoreConflict(str(exc)) from None
+        except (OSError, asyncpg.PostgresError) as exc:
+            raise StoreError(f"PostgreSQL: {exc}") from None
+
+    def run_many(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        self._call(self._run_many(sql, rows))
+
     def _stop_loop(self) -> None:
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(timeout=5)
@@ -292,6 +378,11 @@ class IssuerStore:
         self.db = executor
         for statement in _SCHEMA:
             self.db.run(statement)
+        insert = (
+            "INSERT INTO apishield_issuer_access_tokens "
+            "(jti, client_id, username, family_id, expires_at, revoked_at) VALUES (?, ?, ?, ?, ?, ?)"
+        )
+        self._access_tokens = GroupCommit(lambda rows: self.db.run_many(insert, rows))
 
     def close(self) -> None:
         self.db.close()
@@ -484,16 +575,8 @@ class IssuerStore:
     # -- access tokens ----------------------------------------------------------------------------------
 
     def record_access_token(self, t: AccessTokenRecord) -> None:
-        self._insert(
-            "access_tokens",
-            "jti, client_id, username, family_id, expires_at, revoked_at",
-            t.jti,
-            t.client_id,
-            t.username,
-            t.family_id,
-            t.expires_at,
-            t.revoked_at,
-        )
+        """Record an issued token (group-committed with concurrent issuances; returns once durable)."""
+        self._access_tokens.add((t.jti, t.client_id, t.username, t.family_id, t.expires_at, t.revoked_at))
 
     def get_access_token(self, jti: str) -> AccessTokenRecord | None:
         rows = self._rows(

@@ -4,7 +4,8 @@ A property may carry who may read it and who may set it, in the document
 (``x-apishield-read: [pii:read]``, ``x-apishield-write: [admin]``,
 ``x-apishield-read-if: "item.username == token.sub"``) or in the policy
 (``authorization.properties.<Schema>.<property>``, which wins). A list of
-names is satisfied by any one of them held as a scope or a role.
+names is satisfied by any one of them held as a scope or a role; a property
+with both ``read`` and ``read_if`` is readable when either allows it.
 
 Theory of operation
 -------------------
@@ -182,14 +183,17 @@ class _Compiler:
 
 
 def _allowed(perm: PropertyPermission, mode: Mode, caller: Caller, holder: dict[str, Any]) -> bool:
+    """Write: the caller holds one of ``write``. Read: one of ``read``, or ``read_if`` holds."""
     if mode == "write":
         return perm.write is None or caller.holds(perm.write)
-    if perm.read is not None and not caller.holds(perm.read):
-        return False
+    if perm.read is None and perm.read_if is None:
+        return True
+    if perm.read is not None and caller.holds(perm.read):
+        return True
     if perm.read_if is not None:
         allowed, _ = perm.read_if.decide({**caller.rule_vars, "item": holder})
         return bool(allowed)
-    return True
+    return False
 
 
 def compile_guard(

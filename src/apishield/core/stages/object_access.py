@@ -2,7 +2,8 @@
 
 The function-level fields of an :class:`OperationAccess` (deny, required
 authentication, roles, scopes) are enforced by the authorization stage
-(:mod:`.authorization`) before the request is validated. Object level, with CEL rules compiled at start (:mod:`apishield.cel`):
+(:mod:`.authorization`) before the request is validated. Object level, with
+CEL rules compiled at start (:mod:`apishield.cel`):
 
 * a rule over the request (``path``, ``query``, ``headers``, ``body``,
   ``token``, ``principal``) is decided before the request is forwarded;
