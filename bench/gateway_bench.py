@@ -128,8 +128,10 @@ class Processes:
             with contextlib.suppress(subprocess.TimeoutExpired):
                 popen.wait(timeout=grace)
         # The leader may be gone while others of its group remain (uvicorn workers, nginx worker).
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(popen.pid, signal.SIGKILL)
+        # A process group id is not reused while any member lives, so this hits only our group.
+        if group_members(popen.pid):
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(popen.pid, signal.SIGKILL)
         with contextlib.suppress(subprocess.TimeoutExpired):
             popen.wait(timeout=5)
 
@@ -173,6 +175,17 @@ def _stat_fields(pid: int) -> list[str] | None:
         return None
     # the command name (field 2) is in parentheses and may contain spaces
     return text[text.rindex(")") + 2 :].split()
+
+
+def group_members(pgid: int) -> list[int]:
+    """Live processes whose process group is ``pgid`` (zombies excluded)."""
+    members = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            fields = _stat_fields(int(entry))
+            if fields is not None and fields[0] != "Z" and int(fields[2]) == pgid:
+                members.append(int(entry))
+    return members
 
 
 def process_tree(root: int) -> list[int]:

@@ -165,3 +165,11 @@ def test_sigterm_drains_in_flight_requests(tmp_path: Path) -> None:
         if proc.stdout:
             proc.stdout.close()
         up.stop()
+
+
+def test_exactly_one_date_header(gw: Stack) -> None:
+    gw.upstream.answer("GET", "/items/1", body={"id": 1, "name": "x"})
+    upstream_answer = gw.call("GET", "/items/1")
+    own_answer = gw.call("GET", "/nowhere")
+    for r in (upstream_answer, own_answer):
+        assert [k for k, _ in r.raw_headers].count("date") == 1

@@ -92,12 +92,17 @@ def test_bootstrap_demo_is_idempotent(tmp_path: Path) -> None:
     assert stat.S_IMODE((tmp_path / "keys").stat().st_mode) == 0o700
     store = open_issuer_store(second.settings.store)
     try:
-        assert [c.client_id for c in store.list_clients()] == ["mobile-app", "partner-portal"]
+        assert sorted(c.client_id for c in store.list_clients()) == [
+            "globex-portal",
+            "mobile-app",
+            "partner-portal",
+        ]
         users = {u.username: dict(u.claims) for u in store.list_users()}
     finally:
         store.close()
     assert users["alice"] == {"customer_id": 1, "partner_id": "p-acme", "roles": ["customer"]}
     assert users["frank"] == {"customer_id": 6, "partner_id": "p-globex", "roles": ["customer"]}
+    assert users["sam"] == {"roles": ["support"]}
     assert len(users) == 6
     provider = second.gateway_jwt_provider()
     assert provider == {

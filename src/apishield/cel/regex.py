@@ -21,12 +21,13 @@ pattern that works here works in every CEL implementation:
   literal text in RE2 and is escaped; repetition counts above 1000 are
   refused as in RE2.
 
-RE2 runs in linear time; Python's ``re`` backtracks. A pattern whose
-unbounded repetition contains another unbounded repetition (``(a+)+``,
-``(\\w+\\s?)*``) can take exponential time on hostile input, so those are
-refused too. Overlapping alternatives under a repetition (``(a|ab)*``) and
-long runs of adjacent repetitions remain possible and cost polynomial time;
-patterns are policy, written by the operator, and should stay simple.
+RE2 runs in linear time; Python's ``re`` backtracks. An unbounded
+repetition of a group that itself holds an unbounded repetition or
+alternatives (``(a+)+``, ``(\\w+\\s?)*``, ``(a|ab)*``) can take exponential
+time on hostile input, so those are refused too (``(a|b)*`` is ``[ab]*``).
+Adjacent repetitions over overlapping characters (``a*a*a*b``) still cost
+polynomial time on a long enough failing input: patterns are policy, written
+by the operator, and should anchor and stay simple.
 
 Case-insensitive matching folds case with Python's Unicode rules, which
 agree with RE2's except for a few special characters.
@@ -81,11 +82,11 @@ class RegexError(ValueError):
 
 
 class _Group:
-    __slots__ = ("multiline", "unbounded")
+    __slots__ = ("ambiguous", "multiline")
 
     def __init__(self, multiline: bool) -> None:
         self.multiline = multiline
-        self.unbounded = False  # contains an unbounded repetition
+        self.ambiguous = False  # contains an unbounded repetition or an alternation
 
 
 class _Translator:
@@ -119,7 +120,7 @@ class _Translator:
                 if len(self.groups) == 1:
                     raise self.fail("unmatched ')'")
                 closed = self.groups.pop()
-                self.groups[-1].unbounded |= closed.unbounded
+                self.groups[-1].ambiguous |= closed.ambiguous
                 self.i += 1
                 self.atom(")", closed)
             elif ch in "*+?{":
@@ -132,6 +133,8 @@ class _Translator:
                 self.i += 1
                 self.out.append(ch)
                 self.can_repeat = False
+                if ch == "|":
+                    self.groups[-1].ambiguous = True
             else:
                 self.i += 1
                 self.atom(ch)
@@ -325,11 +328,13 @@ class _Translator:
         elif p.startswith(("+", "*"), self.i) or (p.startswith("{", self.i) and _REPEAT.match(p, self.i)):
             raise self.fail("possessive or repeated quantifiers are not supported by RE2")
         if unbounded:
-            if self.last_group is not None and self.last_group.unbounded:
+            if self.last_group is not None and self.last_group.ambiguous:
                 raise self.fail(
-                    "nested unbounded repetition such as (a+)+ can backtrack exponentially; rewrite it"
+                    "an unbounded repetition of a group holding a repetition or alternatives,"
+                    " such as (a+)+ or (a|ab)*, can backtrack exponentially; use a character class"
+                    " or rewrite the pattern"
                 )
-            self.groups[-1].unbounded = True
+            self.groups[-1].ambiguous = True
         self.out.append(text)
         self.can_repeat = False
 

@@ -71,8 +71,20 @@ def split_path(raw_path: bytes) -> list[str]:
     return segments
 
 
+_PLAIN_SEGMENT = re.compile(r"[A-Za-z0-9\-._~!$&'()*+,=:@]*")
+_PLAIN_QUERY = re.compile(r"[A-Za-z0-9\-._~!$'()*,:@/?]*")
+
+
 def encode_segment(value: str) -> str:
+    if _PLAIN_SEGMENT.fullmatch(value):
+        return value  # nothing to escape: the common case costs one match
     return quote(value, safe=_SEGMENT_SAFE)
+
+
+def _encode_query_part(value: str) -> str:
+    if _PLAIN_QUERY.fullmatch(value):
+        return value
+    return quote(value, safe=_QUERY_SAFE)
 
 
 def parse_query(query_string: bytes) -> list[tuple[str, str]]:
@@ -91,4 +103,4 @@ def parse_query(query_string: bytes) -> list[tuple[str, str]]:
 
 
 def encode_query(pairs: list[tuple[str, str]]) -> str:
-    return "&".join(f"{quote(k, safe=_QUERY_SAFE)}={quote(v, safe=_QUERY_SAFE)}" for k, v in pairs)
+    return "&".join(f"{_encode_query_part(k)}={_encode_query_part(v)}" for k, v in pairs)

@@ -31,7 +31,7 @@ from apishield.core.exchange import Exchange, Headers, Reply, RequestHead
 from apishield.core.stage import Mode, Stage, problem_reply
 from apishield.core.stages.authentication import AuthenticationStage
 from apishield.core.stages.authorization import AuthorizationStage
-from apishield.core.stages.decision_log import DecisionLogStage
+from apishield.core.stages.decision_log import DecisionLogStage, DecisionRecorder
 from apishield.core.stages.forward import ForwardStage
 from apishield.core.stages.hygiene import HygieneStage
 from apishield.core.stages.issued_tokens import IssuedTokensStage
@@ -53,6 +53,9 @@ __all__ = ["Pipeline", "build_pipeline"]
 class Pipeline:
     def __init__(self, stages: Sequence[Stage], body_stage: RequestValidationStage | None) -> None:
         self.stages = list(stages)
+        self.recorder = next(
+            (s.recorder for s in self.stages if isinstance(s, DecisionLogStage)), DecisionRecorder()
+        )
         self._reversed = list(reversed(self.stages))
         self._body_stage = body_stage
 

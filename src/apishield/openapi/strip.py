@@ -156,8 +156,9 @@ class _Compiler:
         self, named: dict[str, Any], patterns: list[tuple[re.Pattern[str], Any]], additional: Any
     ) -> Stripper:
         forbidden = frozenset(n for n, s in named.items() if s is False)
-        children = {n: self.compile(s) for n, s in named.items() if s is not False}
-        children = {n: f for n, f in children.items() if f is not _keep}
+        compiled = {n: self.compile(s) for n, s in named.items() if s is not False}
+        # escaped names computed once: pointers are built only for members that are recursed into
+        children = {n: (f, "/" + _esc(n)) for n, f in compiled.items() if f is not _keep}
         allowed = frozenset(named) - forbidden
         pattern_fns = [(p, self.compile(s)) for p, s in patterns]
         extra_fn = self.compile(additional) if isinstance(additional, dict) else _keep
@@ -166,9 +167,9 @@ class _Compiler:
         def strip_object(value: dict[str, Any], pointer: str, removed: list[str]) -> Any:
             for key in list(value):
                 if key in allowed:
-                    fn = children.get(key)
-                    if fn is not None:
-                        value[key] = fn(value[key], f"{pointer}/{_esc(key)}", removed)
+                    child = children.get(key)
+                    if child is not None:
+                        value[key] = child[0](value[key], pointer + child[1], removed)
                     continue
                 if key in forbidden:
                     del value[key]

@@ -11,7 +11,10 @@ traceback; it becomes a 500 problem and is logged with the request id.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
+import os
 from typing import Any
 
 import orjson
@@ -50,6 +53,8 @@ class Gateway:
         self.pool: UpstreamPool | None = None
         self.effects = effects
         self._started = False
+        self._flusher: asyncio.Task[None] | None = None
+        self.decision_fd: int | None = 2  # stderr; None discards (the recorder still keeps recent lines)
 
     @classmethod
     def from_runtime(cls, runtime: Runtime, config: Config | None = None) -> Gateway:
@@ -70,11 +75,33 @@ class Gateway:
     async def startup(self) -> None:
         if self.pool is None:
             self.pool = self._make_pool()
+        if self._flusher is None:
+            self._flusher = asyncio.create_task(self._flush_decisions())
         if self.effects is not None and not self._started:
             self._started = True
             await self.effects.start()
 
+    async def _flush_decisions(self) -> None:
+        """Write the decision log in one system call per interval (stderr by default)."""
+        recorder = self.pipeline.recorder
+        try:
+            while True:
+                await asyncio.sleep(0.25)
+                self._write_decisions(recorder.drain())
+        finally:
+            self._write_decisions(recorder.drain())
+
+    def _write_decisions(self, data: bytes) -> None:
+        if data and self.decision_fd is not None:
+            with contextlib.suppress(OSError):
+                os.write(self.decision_fd, data)
+
     async def shutdown(self) -> None:
+        if self._flusher is not None:
+            self._flusher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._flusher
+            self._flusher = None
         if self.effects is not None and self._started:
             self._started = False
             await self.effects.stop()

@@ -17,6 +17,8 @@ The upstream receives a request rebuilt from what the gateway validated:
 
 from __future__ import annotations
 
+import re
+
 from apishield.config.auth import IdentityHeaders
 from apishield.core.exchange import Exchange, Headers
 from apishield.core.normalize import encode_query, encode_segment
@@ -105,9 +107,14 @@ class ForwardStage(Stage):
         ex.forward_headers = headers
 
 
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
 def _header_value(value: str) -> bytes:
     """A claim as a header value: control characters cannot reach the upstream's parser."""
-    return "".join(c if " " <= c != "\x7f" else "?" for c in value).encode("utf-8")
+    if _CONTROL.search(value):
+        value = _CONTROL.sub("?", value)
+    return value.encode("utf-8")
 
 
 def _quote_token(value: str) -> str:
