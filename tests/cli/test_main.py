@@ -188,3 +188,54 @@ def test_demo_end_to_end() -> None:
         if proc.poll() is None:
             proc.kill()
             proc.communicate()
+
+
+def test_check_reports_rule_errors_with_line_and_column(tmp_path: Path) -> None:
+    policy = tmp_path / "p.yaml"
+    policy.write_text(
+        f"openapi: {DATA / 'shop31.yaml'}\n"
+        "upstream: http://127.0.0.1:1\n"
+        "authorization:\n"
+        "  operations:\n"
+        "    getItem:\n"
+        '      allow_if: "path.itemId == token.item_id ||"\n'
+        "    updateItem:\n"
+        '      allow_if: "secrets.admin == true"\n'
+        "    deleteItem:\n"
+        '      precheck: {operation: createItem, allow_if: "true"}\n'
+    )
+    result = apishield("check", "--config", str(policy))
+    assert result.returncode == 2
+    err = result.stderr
+    assert f"{policy}:6: authorization.operations.getItem.allow_if: CEL: line 1 column" in err
+    assert f"{policy}:8: authorization.operations.updateItem.allow_if: CEL:" in err and "secrets" in err
+    assert "createItem is a POST; a pre-check reads with a GET operation" in err
+    assert "3 error(s) in the configuration." in err
+    # structural errors come first (the rules cannot be compiled without a valid policy)
+    policy.write_text(
+        f"openapi: {DATA / 'shop31.yaml'}\nupstream: http://127.0.0.1:1\nauthorization:\n  operations:\n"
+        '    getThing:\n      items: {allow_if: "item.owner == token.sub", pointer: "items"}\n'
+    )
+    err = apishield("check", "--config", str(policy)).stderr
+    assert (
+        f"{policy}:6: authorization.operations.getThing.items.pointer: a JSON pointer starts with '/'" in err
+    )
+
+
+def test_explain_prints_effective_requirements() -> None:
+    result = apishield(
+        "explain", "--config", str(EXAMPLE / "apishield.yaml"), "--operation", "updateCustomer"
+    )
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert "updateCustomer  PUT /v1/customers/{customerId}" in out
+    assert "bearer token (oauth2) with scopes customers:write" in out
+    assert "pre-check (reads /v1/customers/{customerId})" in out
+    assert "max_body_bytes: 65536" in out
+    listing = apishield("explain", "--config", str(EXAMPLE / "apishield.yaml"), "--json")
+    doc = orjson.loads(listing.stdout)
+    assert doc["deleteCustomer"]["function_level"] == {"require_roles": ["admin"]}
+    assert "on the answer" in doc["getCustomer"]["object_level"]
+    assert doc["listCustomers"]["object_level"]
+    unknown = apishield("explain", "--config", str(EXAMPLE / "apishield.yaml"), "--operation", "nope")
+    assert unknown.returncode == 2

@@ -125,6 +125,8 @@ def _decode(body: str, base: int, *, raw: bool, triple: bool, as_bytes: bool) ->
                 raise LiteralError("an octal escape takes three digits, \\000 to \\377", base + start)
             units.append(int(digits, 8))
             i += 4
+        elif kind.isdigit():
+            raise LiteralError("an octal escape takes three digits, \\000 to \\377", base + start)
         elif kind in "uU":
             raise LiteralError(f"\\{kind} escapes are not allowed in bytes literals", base + start)
         else:

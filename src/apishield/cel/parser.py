@@ -2,9 +2,12 @@
 
 The grammar is the one cel-python maintains (``celpy/cel.lark``, the spec's
 EBNF in Lark form), loaded into a Lark LALR parser configured as celpy's own
-``CELParser`` is, with one difference: the lexer callback that turns the
+``CELParser`` is, with two differences: the lexer callback that turns the
 identifiers ``true``/``false`` into boolean literals keeps their position, so
-every error can be located. The parser is built once, on first use.
+every error can be located; and a float literal needs a digit after its
+point, as in the spec's lexis (celpy's also takes ``1.``, which would read
+``1.size()`` as ``1.`` followed by ``size``). The parser is built once, on
+first use.
 
 The lowering pass walks Lark's tree into the small AST. It never recurses
 along a chain (``a || b || ...``, ``a + b + ...``, ``a.b.c...``, ``!!x``):
@@ -12,9 +15,11 @@ those are followed in loops, so only real nesting (parentheses, arguments,
 chained operators that build a deeper tree) costs depth, and depth is
 bounded by :data:`~.limits.MAX_DEPTH`. It also does what the lenient
 grammar leaves undone: reserved words are refused as identifiers, literal
-values are decoded and range-checked, and a unary minus written directly
-before an integer literal is folded into it, so ``-9223372036854775808``
-is a valid ``int`` however it is spaced.
+values are decoded and range-checked. Unary operators are read as cel-go
+and cel-rust read them: a run of the same operator counts once if its
+length is odd and not at all if even (``!!x`` is ``x``, whatever ``x`` is),
+and a minus left directly before a number is folded into it, so
+``-9223372036854775808`` is a valid ``int`` however it is spaced.
 """
 
 from __future__ import annotations
@@ -118,9 +123,16 @@ def _keywords(token: Token) -> Token:
     return token
 
 
+# celpy's FLOAT_LIT also accepts "1." (no digit after the point), which the spec's
+# lexis does not: it would read 1.size() as the float "1." followed by "size".
+_CELPY_FLOAT = '/-?/ DIGIT+ "." DIGIT* EXPONENT? | /-?/ DIGIT* "." DIGIT+ EXPONENT?'
+_SPEC_FLOAT = '/-?/ DIGIT* "." DIGIT+ EXPONENT?'
+
+
 @functools.cache
 def _lark() -> Lark:
     grammar = resources.files("celpy").joinpath("cel.lark").read_text(encoding="utf-8")
+    grammar = grammar.replace(_CELPY_FLOAT, _SPEC_FLOAT)  # literals.py refuses "1." should this not match
     return Lark(
         grammar,
         parser="lalr",
@@ -219,6 +231,20 @@ def _literal_token(branch: Branch) -> Token | None:
     return _token(tree.children[0]) if tree.data == "literal" else None
 
 
+def _collapse(ops: list[tuple[str, Position]]) -> list[tuple[str, Position]]:
+    """A run of the same unary operator counts once if odd, not at all if even (as cel-go parses it)."""
+    out: list[tuple[str, Position]] = []
+    i = 0
+    while i < len(ops):
+        j = i
+        while j < len(ops) and ops[j][0] == ops[i][0]:
+            j += 1
+        if (j - i) % 2:
+            out.append(ops[i])
+        i = j
+    return out
+
+
 def _located(exc: LiteralError, token: Token) -> CELSyntaxError:
     line, column = _pos(token)
     before = str(token.value)[: exc.offset]
@@ -307,17 +333,19 @@ class _Lowering:
             cursor = cursor.children[1]
         self._check_depth(depth + len(ops), tree)
         token = _literal_token(cursor)
-        if ops and ops[-1][0] == "-" and token is not None and token.type == "INT_LIT":
-            if not str(token.value).startswith("-"):  # fold: -9223372036854775808 is an int literal
-                _, pos = ops.pop()
-                try:
-                    node: Node = Literal(pos, int_literal("-" + str(token.value)))
-                except LiteralError as exc:
-                    raise _located(exc, token) from None
-            else:
-                node = self.node(cursor, depth + len(ops))
-        else:
+        text = str(token.value) if token is not None else ""
+        if token is not None and text.startswith("-"):  # the lexer took a minus into the number
+            ops.append(("-", _pos(token)))
+            text = text[1:]
+        ops = _collapse(ops)
+        node: Node
+        if token is None:
             node = self.node(cursor, depth + len(ops))
+        elif ops and ops[-1][0] == "-" and token.type in ("INT_LIT", "FLOAT_LIT"):
+            _, pos = ops.pop()  # fold: -9223372036854775808 is an int literal
+            node = self.literal(token, "-" + text, pos)
+        else:
+            node = self.literal(token, text)
         for op, pos in reversed(ops):
             node = Unary(pos, op, node)
         return node
@@ -370,10 +398,10 @@ class _Lowering:
             return MapExpr(_pos(tree), pairs)
         raise AssertionError(f"unexpected parse tree node {data!r}")
 
-    def literal(self, token: Token) -> Node:
+    def literal(self, token: Token, text: str | None = None, pos: Position | None = None) -> Node:
         kind = token.type
-        text = str(token.value)
-        pos = _pos(token)
+        text = str(token.value) if text is None else text
+        pos = _pos(token) if pos is None else pos
         value: Any
         try:
             if kind == "INT_LIT":

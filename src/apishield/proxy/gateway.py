@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import os
 from typing import Any
@@ -73,6 +74,10 @@ class Gateway:
         )
 
     async def startup(self) -> None:
+        # Everything built so far (compiled schemas, routers, key sets) lives as long as the
+        # process: move it out of the collector's reach so collections scan request garbage only.
+        gc.collect()
+        gc.freeze()
         if self.pool is None:
             self.pool = self._make_pool()
         if self._flusher is None:
