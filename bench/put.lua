@@ -1,8 +1,8 @@
 -- wrk script for bench/gateway_bench.py: PUT <url> with a JSON body.
 --
---   wrk -t1 -c64 -d8s --latency -s bench/put.lua http://127.0.0.1:8080/v1/customers/1 -- BODY_FILE
+--   wrk -t1 -c64 -d8s --latency -s bench/put.lua http://127.0.0.1:8080/v1/customers/1 -- BODY_FILE [TOKEN]
 --
--- BODY_FILE defaults to examples/customer_api/sample_customer.json next to this script's
+-- TOKEN, if given, is sent as "Authorization: Bearer TOKEN". BODY_FILE defaults to examples/customer_api/sample_customer.json next to this script's
 -- folder. At the end, one line starting with "WRK_JSON " carries the results as JSON
 -- (latencies in microseconds) for the benchmark driver to read.
 
@@ -17,6 +17,9 @@ wrk.headers["Content-Type"] = "application/json"
 
 function init(args)
   local path = args[1] or default_body_file()
+  if args[2] then
+    wrk.headers["Authorization"] = "Bearer " .. args[2]
+  end
   local file = assert(io.open(path, "rb"))
   wrk.body = file:read("*a")
   file:close()

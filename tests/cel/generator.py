@@ -146,8 +146,9 @@ class ExpressionGenerator:
         if choice == 5:
             needle, hay = rng.choice([("string", "list"), ("int", "ilist"), ("key", "map")])
             if needle == "key":  # only strings: cel-rust fails on a null or list needle in a map
-                return f"{rng.choice(STRINGS + ['max', 'owner'])!r} in {e(hay, depth)}".replace('"', "")
-            return f"{e(needle, depth)} in {e(hay, depth)}"
+                key = rng.choice([*STRINGS, "'max'", "'owner'"])
+                return f"{key} in {self.well_typed(hay, depth)}"
+            return f"{e(needle, depth)} in {self.well_typed(hay, depth)}"
         if choice == 6:
             fn = rng.choice(["startsWith", "endsWith", "contains"])
             return f"{self.paren(e('string', depth))}.{fn}({e('string', depth)})"

@@ -13,32 +13,30 @@ checks both sides. If a new cel-rust fixes one, its row fails and must go.
 The table also lists the few places where this implementation itself
 departs from the spec, for the same reason: so the choice is visible.
 
-=====================================  ==================  ==================  ========================================
-expression                             spec / apishield    cel-rust 0.10       reason
-=====================================  ==================  ==================  ========================================
-``size('héllo')``                      5                   6                   cel-rust counts UTF-8 bytes, the spec code points
-``-(-9223372036854775808)``            error (overflow)    -2^63               cel-rust's negation wraps
-``[0, 2].all(x, 1 / x == 1)``          false               error               cel-rust stops at the first error; the spec absorbs it
-``[0, 1].exists(x, 1 / x == 1)``       true                error               same, for exists
-``{1: 'a'}[1u]``                       'a'                 error               cel-rust's key lookup does not cross int/uint
-``{1: 'a'}[1.0]``                      'a'                 error               nor double (cel-go and the spec do)
-``1.0 in {1: 'a'}``                    true                error               same
-``[7, 8][1.0]``                        8                   error               a list index may be an integral double (spec)
-``{'a': 1, 'a': 2}``                   error               {'a': 2}            duplicate map keys are an error (spec)
-``string(b'\\377')``                   error               '\\ufffd'           invalid UTF-8 is an error, not replaced
-``string(true)``                       'true'              error               cel-rust has no string(bool)
-``bool('true')``                       true                error               cel-rust's core has no bool()
-``string(1e20)``                       '1e+20'             '1000...0'          cel-go's %g formatting (the spec leaves it open)
-``string(1234567.0)``                  '1.234567e+06'      '1234567'           same
-``'١'.matches('\\d')``                 false               true                RE2's \\d is ASCII; Rust's regex is Unicode
-``'ABC'.lowerAscii()``                 'abc'               error               cel-go strings extension, not in cel-rust core
-``matches('xyz', 'y')``                true                error               cel-rust lacks the global-style matches()
-``-true``                              error               false               cel-rust negates bools; the spec has no -bool
-``[1] + {'a': 2}``                     error               [1, 'a']            cel-rust appends map keys; no such overload
-``null in {'a': 1}``                   false               error               not a key type: absent, as in cel-go
-``{true: 1, 1: 2}``                    error (apishield)   2 entries           spec: two keys; Python dicts cannot keep them apart
-``{1: 'a', 1u: 'b'}``                  error (apishield)   2 entries           apishield treats 1 and 1u as the same key
-=====================================  ==================  ==================  ========================================
+==============================  =============  ============  ==============================================
+expression                      spec, ours     cel-rust      why
+==============================  =============  ============  ==============================================
+``size('héllo')``               5              6             cel-rust counts UTF-8 bytes, not code points
+``-(-9223372036854775808)``     error          -2^63         cel-rust's int negation wraps
+``-true``                       error          false         cel-rust negates bools; no -bool in the spec
+``[0, 2].all(x, 1/x == 1)``     false          error         cel-rust's all()/exists() stop at an error;
+                                                             the spec absorbs it as && and || do
+``{1: 'a'}[1u]``                'a'            error         cel-rust's key lookup does not cross int,
+``{1: 'a'}[1.0]``, ``1.0 in``   'a', true      error         uint and double (cel-go's does)
+``null in {'a': 1}``            false          error         not a key type: absent (cel-go)
+``[7, 8][1.0]``                 8              error         an integral double may index a list (spec)
+``[1] + {'a': 2}``              error          [1, 'a']      cel-rust appends map keys: no such overload
+``{'a': 1, 'a': 2}``            error          {'a': 2}      duplicate map keys are an error (spec)
+``string(b'\\377')``            error          '\\ufffd'     invalid UTF-8 is an error, not replaced
+``string(true)``                'true'         error         cel-rust has no string(bool)
+``bool('true')``                true           error         cel-rust's core has no bool()
+``matches('xyz', 'y')``         true           error         cel-rust has no global-style matches()
+``string(1e20)``                '1e+20'        '1000...0'    cel-go's %g formatting (the spec is silent)
+``'\u0661'.matches('\\d')``     false          true          RE2's \\d is ASCII, Rust regex's is Unicode
+``'ABC'.lowerAscii()``          'abc'          error         cel-go strings extension, not in cel-rust
+``{true: 1, 1: 2}``             error (ours)   2 entries     spec: two keys; a Python dict cannot hold both
+``{1: 'a', 1u: 'b'}``           error (ours)   2 entries     ours: 1 and 1u are one key
+==============================  =============  ============  ==============================================
 """
 
 from __future__ import annotations
@@ -47,9 +45,9 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-import cel as cel_rust
 import pytest
 
+import cel as cel_rust
 from apishield.cel import CELCompileError, CELEvalError, CELSyntaxError, compile_expression
 from tests.cel.corpus import ACTIVATIONS, EXPRESSIONS, VARIABLES
 from tests.cel.generator import ExpressionGenerator

@@ -49,7 +49,7 @@ def _response(ex: Exchange) -> dict[str, Any]:
     if reply is None:
         return {}
     try:
-        body: Any = orjson.loads(reply.body) if reply.body else None
+        body: Any = reply.json() if reply.body else None
     except orjson.JSONDecodeError:
         body = None
     return {

@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
+import orjson
+
 from apishield.auth.principal import ANONYMOUS, Principal
 from apishield.problem import Problem
 
@@ -67,15 +69,39 @@ class Decision:
         return out
 
 
+_UNPARSED: Any = object()
+
+
 @dataclass(slots=True)
 class Reply:
-    """A response on its way out: from the upstream, or made by the gateway."""
+    """A response on its way out: from the upstream, or made by the gateway.
+
+    Stages that look into a JSON body share one parse (:meth:`json`); a stage
+    that changes the parsed value calls :meth:`changed`, and the body is
+    serialised once, by the response-headers stage, before it is sent.
+    """
 
     status: int
     headers: Headers
     body: bytes
     problem: Problem | None = None  # set when the gateway made this reply
     from_upstream: bool = False
+    value: Any = _UNPARSED
+    dirty: bool = False
+
+    def json(self) -> Any:
+        """The parsed body (parsed once); raises ``orjson.JSONDecodeError``."""
+        if self.value is _UNPARSED:
+            self.value = orjson.loads(self.body)
+        return self.value
+
+    def changed(self) -> None:
+        self.dirty = True
+
+    def serialize(self) -> None:
+        if self.dirty:
+            self.body = orjson.dumps(self.value)
+            self.dirty = False
 
 
 @dataclass(slots=True)

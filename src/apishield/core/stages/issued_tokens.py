@@ -49,7 +49,7 @@ class IssuedTokensStage(Stage):
         if not (200 <= reply.status < 300) or reply.problem is not None:
             return
         try:
-            token = resolve_pointer(orjson.loads(reply.body), settings.token_pointer)
+            token = resolve_pointer(reply.json(), settings.token_pointer)
         except (orjson.JSONDecodeError, KeyError, IndexError, TypeError, ValueError):
             return
         if not isinstance(token, str) or not token:

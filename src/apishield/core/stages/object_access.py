@@ -168,7 +168,7 @@ class ObjectAccessStage(Stage):
         reply = ex.reply
         assert reply is not None
         try:
-            doc = orjson.loads(reply.body)
+            doc = reply.json()
             items = resolve_pointer(doc, plan.pointer) if plan.pointer else doc
         except (orjson.JSONDecodeError, KeyError, IndexError, TypeError, ValueError):
             self._denied(ex, access, plan.rule.rule_id, "the answer has no list where the rule expects one")
@@ -190,7 +190,7 @@ class ObjectAccessStage(Stage):
             self._denied(ex, access, plan.rule.rule_id, f"{removed} list item(s) not allowed")
             return
         items[:] = kept
-        reply.body = orjson.dumps(doc)
+        reply.changed()
         ex.decide(
             self.name,
             "modify",

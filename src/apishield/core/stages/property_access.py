@@ -74,13 +74,13 @@ class PropertyAccessStage(Stage):
         if guard is None:
             return
         try:
-            value = orjson.loads(reply.body)
+            value = reply.json()
         except orjson.JSONDecodeError:
             return  # response validation refuses bodies that are not the JSON they claim to be
         removed: list[str] = []
         guard(value, _caller(ex), "", removed)
         if removed:
-            reply.body = orjson.dumps(value)
+            reply.changed()
             ex.decide(
                 self.name,
                 "modify",

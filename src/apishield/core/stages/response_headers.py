@@ -44,6 +44,7 @@ class ResponseHeadersStage(Stage):
         reply = ex.reply
         if reply is None:
             return
+        reply.serialize()  # stages changed the parsed body: one serialisation, now
         head_length = None
         if ex.request.method == "HEAD":
             head_length = next((v for k, v in reply.headers if k == b"content-length"), None)

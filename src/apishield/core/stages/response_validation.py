@@ -81,7 +81,7 @@ class ResponseValidationStage(Stage):
         if media.kind != "json" or media_kind(ctype[0] if ctype else "") != "json" or media.validator is None:
             return
         try:
-            value = orjson.loads(reply.body)
+            value = reply.json()
         except orjson.JSONDecodeError:
             self._refuse(ex, mode, "the response body is not valid JSON", [])
             return
@@ -100,7 +100,7 @@ class ResponseValidationStage(Stage):
             self._refuse(ex, mode, "the response has a shape other than documented", violations)
             return
         if removed:
-            reply.body = orjson.dumps(value)
+            reply.changed()
             ex.decide(
                 self.name,
                 "modify",

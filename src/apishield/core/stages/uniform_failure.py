@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import orjson
 
-from apishield.core.exchange import Exchange
+from apishield.core.exchange import Exchange, Reply
 from apishield.core.stage import Stage, problem_reply
 from apishield.openapi.document import resolve_pointer
 from apishield.problem import RequestFailed
@@ -32,13 +32,13 @@ class UniformFailureRule:
     statuses: frozenset[str]  # "404", "4XX"
     body_pointer: str | None
 
-    def matches(self, status: int, body: bytes) -> bool:
+    def matches(self, status: int, reply: Reply) -> bool:
         code = str(status)
         if code in self.statuses or code[0] + "XX" in self.statuses:
             return True
-        if self.body_pointer is not None and 200 <= status < 300 and body:
+        if self.body_pointer is not None and 200 <= status < 300 and reply.body:
             try:
-                resolve_pointer(orjson.loads(body), self.body_pointer)
+                resolve_pointer(reply.json(), self.body_pointer)
             except (orjson.JSONDecodeError, KeyError, IndexError, TypeError, ValueError):
                 return False
             return True
@@ -56,7 +56,7 @@ class UniformFailureStage(Stage):
         if reply is None or ex.operation is None:
             return
         rule = self.rules.get(ex.operation.operation_id)
-        if rule is None or not rule.matches(reply.status, reply.body):
+        if rule is None or not rule.matches(reply.status, reply):
             return
         problem = RequestFailed(detail=rule.detail, status_override=rule.status, title_override=rule.title)
         ex.reply = problem_reply(problem)  # no request id: it would make answers distinguishable
