@@ -10,16 +10,17 @@ other. There is no interpreter loop, no dispatch on node types, no boxing of
 values: each closure is the one piece of code its node needs, with its
 children and constants bound as free variables.
 
-The calling convention. Every compiled node is a function ``f(act, loc)``:
-``act`` is the activation (the caller's mapping of variable names to
-JSON-shaped values) and ``loc`` is the evaluation's frame, a list that holds
-the comprehension variables. Comprehension variables are resolved to slots
-here (``[1, 2].all(x, ...)``: ``x`` is ``loc[k]``, a fixed ``k``), so a loop
-body reads its variable by index, and a nested comprehension that reuses the
-name simply gets another slot. Slot 0 holds what is left of the evaluation's
-iteration budget (:data:`~.limits.MAX_ITERATIONS`); every comprehension
-charges its range's length there before it loops. An expression without
-comprehensions needs no frame and is handed a shared empty list.
+The calling convention (:mod:`.program`). Every compiled node is a function
+``f(act, loc)``: ``act`` is the activation (the caller's mapping of variable
+names to JSON-shaped values) and ``loc`` is the evaluation's frame, a list
+that holds the comprehension variables. Comprehension variables are resolved
+to slots here (``[1, 2].all(x, ...)``: ``x`` is ``loc[k]``, a fixed ``k``),
+so a loop body reads its variable by index, and a nested comprehension that
+reuses the name simply gets another slot. Slot 0 holds what is left of the
+evaluation's iteration budget (:data:`~.limits.MAX_ITERATIONS`); every
+comprehension charges its range's length there before it loops. An
+expression without comprehensions needs no frame and is handed a shared
+empty list.
 
 Errors are exceptions. A CEL error value (no such key, no matching
 overload, overflow...) is a raised :class:`~.errors.CELEvalError`, which
@@ -27,13 +28,14 @@ costs nothing while nothing goes wrong: Python's ``try`` is free on the
 happy path. The three places where CEL keeps going after an error are
 exactly the places that catch it:
 
-* ``a && b`` and ``a || b`` are commutative with respect to errors: an
-  operand that decides the result (``false`` for ``&&``, ``true`` for
-  ``||``) wins even if the other one failed or is not a bool; otherwise the
-  error (either one) propagates. A chain ``a || b || c`` is one n-ary node
-  evaluated left to right, remembering the first error;
+* ``a && b`` and ``a || b`` are commutative with respect to errors
+  (:mod:`.logic`): an operand that decides the result (``false`` for ``&&``,
+  ``true`` for ``||``) wins even if the other one failed or is not a bool;
+  otherwise the error (either one) propagates. A chain ``a || b || c`` is
+  one n-ary node evaluated left to right, remembering the first error;
 * ``all`` and ``exists`` combine their predicates the same way, over the
-  whole range: ``[0, 2].all(x, 2 / x == 1)`` is false, not an error;
+  whole range (:mod:`.comprehensions`): ``[0, 2].all(x, 1 / x == 1)`` is
+  false, not an error;
 * ``c ? a : b`` evaluates only the branch it takes.
 
 Everything else is strict: an error in any operand is the node's error.
@@ -72,10 +74,12 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from apishield.cel import comprehensions
 from apishield.cel.arith import add, divide, modulo, multiply, negate, subtract
 from apishield.cel.errors import CELCompileError, CELEvalError
 from apishield.cel.functions import BUILTINS, MACROS, UNSUPPORTED, Builtin
-from apishield.cel.limits import MAX_ITERATIONS
+from apishield.cel.logic import conjunction, disjunction
+from apishield.cel.program import Program
 from apishield.cel.regex import RegexError, compile_re2
 from apishield.cel.syntax import (
     Binary,
@@ -105,9 +109,7 @@ from apishield.cel.values import (
     type_name,
 )
 
-__all__ = ["Compiler", "Program"]
-
-Program = Callable[[Mapping[str, Any], list[Any]], Any]
+__all__ = ["Compiler"]
 
 _ARITHMETIC: dict[str, Callable[[Any, Any], Any]] = {
     "+": add,
@@ -119,7 +121,7 @@ _ARITHMETIC: dict[str, Callable[[Any, Any], Any]] = {
 _KEY_TYPES = frozenset({str, int, Uint, bool})
 
 
-# -- run-time helpers -------------------------------------------------------------------------
+# -- explaining failed selections ------------------------------------------------------------
 
 
 def _unbound(name: str) -> CELEvalError:
@@ -145,177 +147,6 @@ def _root_error(act: Mapping[str, Any], name: str, fields: Sequence[str]) -> CEL
     if name not in act:
         return _unbound(name)
     return _walk_error(act[name], fields)
-
-
-def _items(value: Any, macro: str) -> list[Any]:
-    kind = type(value)
-    if kind is list:
-        return value  # type: ignore[no-any-return]
-    if kind is dict:
-        return list(value)
-    raise no_overload(macro, value)
-
-
-def _charge(loc: list[Any], count: int) -> None:
-    left = loc[0] - count
-    if left < 0:
-        raise CELEvalError(f"comprehensions would visit more than {MAX_ITERATIONS} elements")
-    loc[0] = left
-
-
-def _not_bool(operator: str, *values: Any) -> CELEvalError:
-    return no_overload(operator, *values)
-
-
-# -- closures for the logical operators -------------------------------------------------------
-
-
-def _and2(a: Program, b: Program) -> Program:
-    def f(act: Mapping[str, Any], loc: list[Any]) -> Any:
-        try:
-            x = a(act, loc)
-        except CELEvalError as exc:
-            first = exc
-        else:
-            if x is False:
-                return False
-            if x is True:
-                y = b(act, loc)
-                if y is True or y is False:
-                    return y
-                raise _not_bool("_&&_", x, y)
-            first = _not_bool("_&&_", x)
-        if b(act, loc) is False:
-            return False
-        raise first
-
-    return f
-
-
-def _or2(a: Program, b: Program) -> Program:
-    def f(act: Mapping[str, Any], loc: list[Any]) -> Any:
-        try:
-            x = a(act, loc)
-        except CELEvalError as exc:
-            first = exc
-        else:
-            if x is True:
-                return True
-            if x is False:
-                y = b(act, loc)
-                if y is True or y is False:
-                    return y
-                raise _not_bool("_||_", x, y)
-            first = _not_bool("_||_", x)
-        if b(act, loc) is True:
-            return True
-        raise first
-
-    return f
-
-
-def _logical_n(operands: tuple[Program, ...], absorbing: bool, operator: str) -> Program:
-    other = not absorbing
-
-    def f(act: Mapping[str, Any], loc: list[Any]) -> Any:
-        error: CELEvalError | None = None
-        for operand in operands:
-            try:
-                value = operand(act, loc)
-            except CELEvalError as exc:
-                error = error or exc
-                continue
-            if value is absorbing:
-                return absorbing
-            if value is not other and error is None:
-                error = _not_bool(operator, value)
-        if error is not None:
-            raise error
-        return other
-
-    return f
-
-
-# -- closures for the comprehensions ----------------------------------------------------------
-
-
-def _quantifier(rng: Program, slot: int, predicate: Program, absorbing: bool, macro: str) -> Program:
-    """``all`` (absorbing ``False``) and ``exists`` (absorbing ``True``)."""
-    other = not absorbing
-
-    def f(act: Mapping[str, Any], loc: list[Any]) -> Any:
-        items = _items(rng(act, loc), macro)
-        _charge(loc, len(items))
-        error: CELEvalError | None = None
-        for item in items:
-            loc[slot] = item
-            try:
-                value = predicate(act, loc)
-            except CELEvalError as exc:
-                error = error or exc
-                continue
-            if value is absorbing:
-                return absorbing
-            if value is not other and error is None:
-                error = _not_bool(macro, value)
-        if error is not None:
-            raise error
-        return other
-
-    return f
-
-
-def _exists_one(rng: Program, slot: int, predicate: Program) -> Program:
-    def f(act: Mapping[str, Any], loc: list[Any]) -> Any:
-        items = _items(rng(act, loc), "exists_one")
-        _charge(loc, len(items))
-        count = 0
-        for item in items:
-            loc[slot] = item
-            value = predicate(act, loc)
-            if value is True:
-                count += 1
-            elif value is not False:
-                raise _not_bool("exists_one", value)
-        return count == 1
-
-    return f
-
-
-def _map(rng: Program, slot: int, keep: Program | None, transform: Program) -> Program:
-    def f(act: Mapping[str, Any], loc: list[Any]) -> Any:
-        items = _items(rng(act, loc), "map")
-        _charge(loc, len(items))
-        out = []
-        for item in items:
-            loc[slot] = item
-            if keep is not None:
-                wanted = keep(act, loc)
-                if wanted is False:
-                    continue
-                if wanted is not True:
-                    raise _not_bool("map", wanted)
-            out.append(transform(act, loc))
-        return out
-
-    return f
-
-
-def _filter(rng: Program, slot: int, predicate: Program) -> Program:
-    def f(act: Mapping[str, Any], loc: list[Any]) -> Any:
-        items = _items(rng(act, loc), "filter")
-        _charge(loc, len(items))
-        out = []
-        for item in items:
-            loc[slot] = item
-            wanted = predicate(act, loc)
-            if wanted is True:
-                out.append(item)
-            elif wanted is not False:
-                raise _not_bool("filter", wanted)
-        return out
-
-    return f
 
 
 # -- the compiler -----------------------------------------------------------------------------
@@ -486,10 +317,7 @@ class Compiler:
     # -- operators ----------------------------------------------------------------------------
     def logical(self, node: Logical) -> Program:
         operands = tuple(self.compile(o) for o in node.operands)
-        if len(operands) == 2:
-            return (_and2 if node.op == "&&" else _or2)(*operands)
-        absorbing = node.op == "||"
-        return _logical_n(operands, absorbing, f"_{node.op}_")
+        return conjunction(operands) if node.op == "&&" else disjunction(operands)
 
     def conditional(self, node: Conditional) -> Program:
         condition = self.compile(node.condition)
@@ -769,14 +597,14 @@ class Compiler:
         finally:
             self.scope.pop()
         if name == "all":
-            return _quantifier(rng, slot, body[0], False, "all")
+            return comprehensions.quantifier(rng, slot, body[0], False, "all")
         if name == "exists":
-            return _quantifier(rng, slot, body[0], True, "exists")
+            return comprehensions.quantifier(rng, slot, body[0], True, "exists")
         if name == "exists_one":
-            return _exists_one(rng, slot, body[0])
+            return comprehensions.exists_one(rng, slot, body[0])
         if name == "filter":
-            return _filter(rng, slot, body[0])
-        return _map(rng, slot, body[0] if len(body) == 2 else None, body[-1])
+            return comprehensions.filter_(rng, slot, body[0])
+        return comprehensions.map_(rng, slot, body[0] if len(body) == 2 else None, body[-1])
 
     def has(self, argument: Node) -> Program:
         if not isinstance(argument, Select):

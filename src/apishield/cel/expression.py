@@ -12,11 +12,11 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from apishield.cel.compiler import Compiler, Program
+from apishield.cel.compiler import Compiler
 from apishield.cel.errors import CELCompileError, CELEvalError
 from apishield.cel.functions import BUILTINS, MACROS
-from apishield.cel.limits import MAX_ITERATIONS
 from apishield.cel.parser import RESERVED, parse
+from apishield.cel.program import Program, new_frame
 from apishield.cel.values import type_name
 
 __all__ = ["CompiledExpression", "compile_expression"]
@@ -83,5 +83,4 @@ def compile_expression(
         program = compiler.compile(tree)
     except RecursionError:  # pragma: no cover - the parser's depth limit comes first
         raise CELCompileError("expression nests too deeply") from None
-    frame = (MAX_ITERATIONS,) + (None,) * compiler.slots if compiler.slots else None
-    return CompiledExpression(source, frozenset(compiler.used), program, frame)
+    return CompiledExpression(source, frozenset(compiler.used), program, new_frame(compiler.slots))
