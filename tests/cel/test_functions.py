@@ -164,6 +164,15 @@ def test_regex_functions() -> None:
     assert "no matching overload" in fails("x.matches('a')", x=1)
 
 
+def test_matches_bounds_the_string_it_searches() -> None:
+    from apishield.cel.limits import MAX_MATCH_LENGTH
+
+    assert ev("x.matches('b$')", x="a" * (MAX_MATCH_LENGTH - 1) + "b") is True
+    assert "longer than" in fails("x.matches('b$')", x="a" * MAX_MATCH_LENGTH + "b")
+    assert "longer than" in fails("x.matches(y)", x="a" * MAX_MATCH_LENGTH + "b", y="b$")
+    assert ev("x.size() > 10 || x.matches('b$')", x="a" * MAX_MATCH_LENGTH + "b") is True
+
+
 @pytest.mark.parametrize(
     ("source", "message"),
     [

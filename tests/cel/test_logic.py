@@ -102,6 +102,18 @@ def test_not() -> None:
     fails(f"!{E}")
 
 
+def test_runs_of_one_unary_operator_collapse_as_in_cel_go() -> None:
+    # cel-go and cel-rust drop an even run of "!" or "-" while parsing: !!x is x, whatever x is
+    assert ev("!!1") == 1
+    assert ev("--'a'") == "a"
+    assert ev("---1") == -1
+    assert ev("- -1u") == 1
+    assert "no matching overload" in fails("!!!1")
+    assert "no matching overload" in fails("!(!1)")  # parentheses end the run
+    assert "no matching overload" in fails("-(-(1u))")
+    assert "no matching overload" in fails("!-1")
+
+
 def test_conditional_takes_one_branch() -> None:
     assert ev(f"true ? 1 : {E}") == 1
     assert ev(f"false ? {E} : 'no'") == "no"

@@ -77,7 +77,7 @@ from typing import Any
 from apishield.cel import comprehensions
 from apishield.cel.arith import add, divide, modulo, multiply, negate, subtract
 from apishield.cel.errors import CELCompileError, CELEvalError
-from apishield.cel.functions import BUILTINS, MACROS, UNSUPPORTED, Builtin
+from apishield.cel.functions import BUILTINS, MACROS, UNSUPPORTED, Builtin, search
 from apishield.cel.logic import conjunction, disjunction
 from apishield.cel.program import Program
 from apishield.cel.regex import RegexError, compile_re2
@@ -532,12 +532,12 @@ class Compiler:
         test: Callable[[str, str], bool]
         if name == "matches":
             try:
-                search = compile_re2(constant).search
+                regex = compile_re2(constant)
             except RegexError as exc:
                 raise CELCompileError(f"matches(): {exc}", *nodes[1].pos) from None
 
             def test(text: str, _: str) -> bool:
-                return search(text) is not None
+                return search(regex, text)
 
         elif name == "startsWith":
             test = str.startswith

@@ -1,17 +1,17 @@
 """The standard functions a rule may call, with their call styles and arities.
 
-============================  ==========================  =========================
-function                      call style                  arguments (CEL types)
-============================  ==========================  =========================
-``size``                      ``size(x)``, ``x.size()``    string (code points), bytes, list, map
-``contains``                  ``s.contains(t)``            string, string
-``startsWith``, ``endsWith``  ``s.startsWith(t)``          string, string
-``matches``                   ``s.matches(re)``,           string, RE2 pattern
-                              ``matches(s, re)``
-``lowerAscii``, ``upperAscii``  ``s.lowerAscii()``         string (ASCII letters only change)
-``int uint double string``    ``int(x)``                   see :mod:`.conversions`
+================================  ============================  =====================================
+function                          called as                     arguments (CEL types)
+================================  ============================  =====================================
+``size``                          ``size(x)``, ``x.size()``     string (code points), bytes, list, map
+``contains``                      ``s.contains(t)``             string, string
+``startsWith``, ``endsWith``      ``s.startsWith(t)``           string, string
+``matches``                       ``s.matches(re)``,            string (bounded), RE2 pattern
+                                  ``matches(s, re)``
+``lowerAscii``, ``upperAscii``    ``s.lowerAscii()``            string (only ASCII letters change)
+``int uint double string``        ``int(x)``                    see :mod:`.conversions`
 ``bytes bool dyn``
-============================  ==========================  =========================
+================================  ============================  =====================================
 
 ``lowerAscii``/``upperAscii`` come from cel-go's strings extension. The macros
 (``has``, ``all``, ``exists``, ``exists_one``, ``map``, ``filter``) are not
@@ -23,6 +23,7 @@ namespace of identifiers (``int``, ``string``...) for little use in policy.
 
 from __future__ import annotations
 
+import re
 import string
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -30,10 +31,11 @@ from typing import Any
 
 from apishield.cel import conversions
 from apishield.cel.errors import CELEvalError
+from apishield.cel.limits import MAX_MATCH_LENGTH
 from apishield.cel.regex import RegexError, compile_re2
 from apishield.cel.values import no_overload
 
-__all__ = ["BUILTINS", "MACROS", "UNSUPPORTED", "Builtin"]
+__all__ = ["BUILTINS", "MACROS", "UNSUPPORTED", "Builtin", "search"]
 
 MACROS = frozenset({"has", "all", "exists", "exists_one", "map", "filter"})
 UNSUPPORTED = frozenset(
@@ -83,6 +85,13 @@ def _strings(name: str, test: Callable[[str, str], bool]) -> Callable[[Any, Any]
     return impl
 
 
+def search(regex: re.Pattern[str], text: str) -> bool:
+    """Whether ``regex`` matches somewhere in ``text``, which must not exceed the length bound."""
+    if len(text) > MAX_MATCH_LENGTH:
+        raise CELEvalError(f"matches() on a string longer than {MAX_MATCH_LENGTH} characters")
+    return regex.search(text) is not None
+
+
 def matches(text: Any, pattern: Any) -> bool:
     """``text.matches(pattern)`` with a pattern known only at run time (compiled once, cached)."""
     if type(text) is not str or type(pattern) is not str:
@@ -91,7 +100,7 @@ def matches(text: Any, pattern: Any) -> bool:
         regex = compile_re2(pattern)
     except RegexError as exc:
         raise CELEvalError(f"matches(): {exc}") from None
-    return regex.search(text) is not None
+    return search(regex, text)
 
 
 def _ascii_case(name: str, table: dict[int, int]) -> Callable[[Any], str]:

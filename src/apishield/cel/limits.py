@@ -12,14 +12,19 @@ caller sends; these limits hold whatever that data is:
   together, nested ones included; the range is charged before the loop runs;
 * ``+`` refuses to build a string, bytes or list longer than
   :data:`MAX_CONCAT_LENGTH`, which stops the doubling tricks
-  (``x.map(y, [y + y])...``) that are exponential in the source length.
+  (``x.map(y, [y + y])...``) that are exponential in the source length;
+* ``matches`` refuses a string longer than :data:`MAX_MATCH_LENGTH`: Python's
+  backtracking search tries every start position, so even an ordinary
+  pattern such as ``[a-z]+@`` costs time quadratic in the string when it
+  fails (RE2 is linear); at this length the worst is tens of milliseconds.
 """
 
 from __future__ import annotations
 
-__all__ = ["MAX_CONCAT_LENGTH", "MAX_DEPTH", "MAX_ITERATIONS", "MAX_SOURCE_LENGTH"]
+__all__ = ["MAX_CONCAT_LENGTH", "MAX_DEPTH", "MAX_ITERATIONS", "MAX_MATCH_LENGTH", "MAX_SOURCE_LENGTH"]
 
 MAX_SOURCE_LENGTH = 4096
 MAX_DEPTH = 100
 MAX_ITERATIONS = 10_000
 MAX_CONCAT_LENGTH = 1 << 20
+MAX_MATCH_LENGTH = 4096

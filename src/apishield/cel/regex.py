@@ -26,8 +26,11 @@ repetition of a group that itself holds an unbounded repetition or
 alternatives (``(a+)+``, ``(\\w+\\s?)*``, ``(a|ab)*``) can take exponential
 time on hostile input, so those are refused too (``(a|b)*`` is ``[ab]*``).
 Adjacent repetitions over overlapping characters (``a*a*a*b``) still cost
-polynomial time on a long enough failing input: patterns are policy, written
-by the operator, and should anchor and stay simple.
+polynomial time on a long enough failing input, and an unanchored search
+is quadratic even for ``[a-z]+@`` (each start position is tried), so
+``matches`` also bounds the length of the string it searches
+(:data:`~.limits.MAX_MATCH_LENGTH`). Patterns are policy, written by the
+operator, and should anchor and stay simple.
 
 Case-insensitive matching folds case with Python's Unicode rules, which
 agree with RE2's except for a few special characters.
@@ -281,6 +284,8 @@ class _Translator:
         if flags is None:
             raise self.fail(f"unsupported group syntax '(?{rest[:1]}'")
         on, off, kind = flags.group(1), flags.group(2) or "", flags.group(3)
+        if kind == ")" and not on and not off:
+            raise self.fail("empty flag group '(?)'")
         for letter in on + off:
             if letter not in "ims":
                 raise self.fail(f"flag {letter!r} is not supported")
@@ -294,7 +299,7 @@ class _Translator:
         elif self.out or off or len(self.groups) > 1:
             raise self.fail("inline flags must start the pattern, or be scoped as (?i:...)")
         else:
-            self.out.append(f"(?{on})" if on else "")
+            self.out.append(f"(?{on})")
             outer.multiline = multiline
 
     # -- repetition ---------------------------------------------------------------------------

@@ -22,7 +22,13 @@ current spec and cel-go/cel-rust do): ``1 == 1.0 == 1u``; an ``int`` meets a
 ``double`` as a double, as cel-go converts it. Values of different kinds
 are unequal, never an error; ordering them is an error, and so is ordering
 NaN. Map lookups follow cel-go: a string key finds a string, an integral
-number finds an ``int`` or ``uint`` key of the same value, a bool finds a bool.
+number finds an ``int`` or ``uint`` key of the same value, a bool finds a bool;
+a value that cannot be a key (null, a list...) is simply not found.
+
+Activation data must be JSON-shaped: maps are ``dict`` and lists are
+``list`` (a tuple, a set or another ``Mapping`` is not a CEL value here). An
+integer from the data beyond the 64-bit range still compares by value;
+arithmetic whose result leaves the range is an overflow error.
 """
 
 from __future__ import annotations

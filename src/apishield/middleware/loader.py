@@ -68,7 +68,9 @@ def load_policy(path: str | os.PathLike[str], document_given: bool) -> LoadedCon
         issues = issues_from_validation(exc, doc)
         if not document_given:
             issues = [
-                ConfigIssue(i.source, i.line, i.path, i.message + " (or give the document to Shield: openapi=)")
+                ConfigIssue(
+                    i.source, i.line, i.path, i.message + " (or give the document to Shield: openapi=)"
+                )
                 if i.path == ("openapi",)
                 else i
                 for i in issues
@@ -157,7 +159,9 @@ def document_from_mapping(
         raise fail("'paths' must be a mapping")
     external = _external_ref(raw)
     if external is not None:
-        raise fail(f"reference {external!r} points outside the document; an in-memory document is not bundled")
+        raise fail(
+            f"reference {external!r} points outside the document; an in-memory document is not bundled"
+        )
     main = LoadedDocument(value=raw, source=source)
     return OpenAPIDocument(data=raw, version=version, source=source, main=main, warnings=warnings)
 
@@ -197,7 +201,9 @@ def build_runtime(loaded: LoadedConfig, document: OpenAPIDocument) -> Runtime:
     for op_id in config.operations:
         if op_id not in api.operations:
             errors.append(
-                _policy_issue(loaded, ("operations", op_id), f"no operation {op_id!r} in the OpenAPI document")
+                _policy_issue(
+                    loaded, ("operations", op_id), f"no operation {op_id!r} in the OpenAPI document"
+                )
             )
     auth_path: tuple[str | int, ...] = ("auth",)
     try:
