@@ -314,9 +314,16 @@ def security_setup(tmp: Path) -> tuple[Path, str]:
     jwks.write_text(json.dumps({"keys": [key.as_dict(private=False)]}))
     now = int(time.time())
     claims = {
-        "iss": "https://issuer.bench", "aud": "customer-api", "sub": "alice", "client_id": "bench",
-        "scope": "customers:read customers:write", "customer_id": 1, "roles": ["customer"],
-        "iat": now, "exp": now + 6 * 3600, "jti": uuid.uuid4().hex,
+        "iss": "https://issuer.bench",
+        "aud": "customer-api",
+        "sub": "alice",
+        "client_id": "bench",
+        "scope": "customers:read customers:write",
+        "customer_id": 1,
+        "roles": ["customer"],
+        "iat": now,
+        "exp": now + 6 * 3600,
+        "jti": uuid.uuid4().hex,
     }
     token = jwt.encode({"alg": "ES256", "typ": "at+jwt", "kid": "bench-1"}, claims, key)
     return jwks, token
@@ -327,10 +334,15 @@ def security_policy(text: str, jwks: Path, with_rules: bool) -> str:
     body = text.split("\n", 1)[1]
     data = json.loads(body)
     data["auth"] = {
-        "jwt": [{
-            "issuer": "https://issuer.bench", "audience": "customer-api", "jwks_file": str(jwks),
-            "algorithms": ["ES256"], "max_lifetime": "7h",
-        }]
+        "jwt": [
+            {
+                "issuer": "https://issuer.bench",
+                "audience": "customer-api",
+                "jwks_file": str(jwks),
+                "algorithms": ["ES256"],
+                "max_lifetime": "7h",
+            }
+        ]
     }
     if with_rules:
         data["authorization"] = {
@@ -724,8 +736,12 @@ def bench(args: argparse.Namespace, procs: Processes, tmp: Path) -> dict[str, An
         gateways.append(("validation_2w", label, "enforce", "strip", 2, None))
     security = security_setup(tmp) if args.security else None
     if security is not None:
-        gateways.append(("jwt", "apishield validation + cached JWT (1 worker)", "enforce", "strip", 1, proxy_cpus))
-        gateways.append(("rules", "apishield validation + JWT + rules (1 worker)", "enforce", "strip", 1, proxy_cpus))
+        gateways.append(
+            ("jwt", "apishield validation + cached JWT (1 worker)", "enforce", "strip", 1, proxy_cpus)
+        )
+        gateways.append(
+            ("rules", "apishield validation + JWT + rules (1 worker)", "enforce", "strip", 1, proxy_cpus)
+        )
     for key, label, req_mode, resp_mode, workers, cpus in gateways:
         port = free_port()
         config = tmp / f"policy-{key}.yaml"

@@ -51,9 +51,9 @@ def test_evaluate_and_evaluate_bool() -> None:
 def test_evaluate_bool_insists_on_a_bool() -> None:
     rule = compile_expression("token.roles", variables=RULE_VARIABLES)
     assert rule.evaluate({"token": {"roles": ["a"]}}) == ["a"]
-    with pytest.raises(CELEvalError, match="evaluated to a list, not a bool"):
+    with pytest.raises(CELEvalError, match="evaluated to a value of type list, not bool"):
         rule.evaluate_bool({"token": {"roles": ["a"]}})
-    with pytest.raises(CELEvalError, match="evaluated to a int, not a bool"):
+    with pytest.raises(CELEvalError, match="evaluated to a value of type int, not bool"):
         compile_expression("1", variables=RULE_VARIABLES).evaluate_bool({})
 
 

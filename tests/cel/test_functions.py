@@ -128,6 +128,15 @@ def test_conversion_errors(source: str) -> None:
     fails(source)
 
 
+def test_conversions_of_huge_data_are_errors_not_crashes() -> None:
+    assert "out of range" in fails("int(x)", x="9" * 5000)
+    assert "out of range" in fails("uint(x)", x="9" * 5000)
+    assert "out of range" in fails("double(x)", x="9" * 5000)
+    assert "out of range" in fails("string(x)", x=10**5000)
+    assert ev("int(x)", x="0" * 5000 + "42") == 42
+    assert ev("uint(x)", x="0" * 30 + "18446744073709551615") == 2**64 - 1
+
+
 @pytest.mark.parametrize(
     ("value", "text"),
     [

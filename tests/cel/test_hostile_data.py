@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 import random
 from typing import Any
@@ -61,3 +62,51 @@ def test_rules_over_hostile_data_only_fail_with_cel_errors() -> None:
             except CELEvalError:
                 outcomes["error"] += 1
     assert outcomes["value"] > 1000 and outcomes["error"] > 1000
+
+
+ODD_VALUES: list[Any] = [
+    *SCALARS,
+    "9" * 5000,
+    10**5000,
+    "\ud800",
+    [],
+    [1, "a"],
+    {},
+    {1: 2, "k": True},
+    (1,),
+    {1, 2},
+    object(),
+]
+OPERATIONS = [
+    *(f"{f}(x)" for f in ("size", "int", "uint", "double", "string", "bytes", "bool", "dyn")),
+    *(f"x.{f}()" for f in ("size", "lowerAscii", "upperAscii")),
+    *(f"x.{f}(y)" for f in ("contains", "startsWith", "endsWith", "matches")),
+    *(f"x {op} y" for op in ("+", "-", "*", "/", "%", "==", "!=", "<", "<=", ">", ">=", "in", "&&", "||")),
+    "-x",
+    "!x",
+    "x[y]",
+    "x.a",
+    "has(x.a)",
+    "x ? 1 : 2",
+    "x.all(i, i)",
+    "x.exists(i, i == y)",
+    "x.map(i, i)",
+    "x.filter(i, i)",
+    "x.exists_one(i, true)",
+    "{x: y}",
+    "x == [y]",
+    "'a' in x",
+    "x in ['a', 'b']",
+    "x == 1",
+    "x < 5",
+]
+
+
+def test_every_operation_on_odd_values_only_fails_with_cel_errors() -> None:
+    variables = frozenset({"x", "y"})
+    for source in OPERATIONS:
+        rule = compile_expression(source, variables=variables)
+        for x in ODD_VALUES:
+            for y in ODD_VALUES[::3]:
+                with contextlib.suppress(CELEvalError):  # anything else fails the test
+                    rule.evaluate({"x": x, "y": y})

@@ -103,7 +103,7 @@ def test_bootstrap_demo_is_idempotent(tmp_path: Path) -> None:
     assert users["alice"] == {"customer_id": 1, "partner_id": "p-acme", "roles": ["customer"]}
     assert users["frank"] == {"customer_id": 6, "partner_id": "p-globex", "roles": ["customer"]}
     assert users["sam"] == {"roles": ["support"]}
-    assert len(users) == 6
+    assert len(users) == 7  # six customers and a support agent
     provider = second.gateway_jwt_provider()
     assert provider == {
         "issuer": "http://127.0.0.1:9400",

@@ -153,9 +153,20 @@ def test_app_without_lifespan_support(tmp_path: Path, issuer: Issuer) -> None:
 
 def test_server_without_lifespan(tmp_path: Path, issuer: Issuer) -> None:
     """``lifespan="off"``: nothing warms up, keys are fetched on the first token instead."""
-    shielded = Shield(
-        no_lifespan_app, config=issuer.policy(tmp_path), openapi=NO_LIFESPAN_DOC, decision_log=None
-    )
+
+    async def closing_jwks(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        # nothing closes the middleware's key fetcher without a lifespan: let the server close instead
+        async def send_closing(message: dict[str, Any]) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = [*message["headers"], (b"connection", b"close")]
+            await send(message)
+
+        await issuer.jwks(scope, receive, send_closing)
+
+    jwks = ServerThread(closing_jwks).start()
+    policy = issuer.policy(tmp_path)
+    policy.write_text(policy.read_text().replace(f":{issuer.server.port}/", f":{jwks.port}/"))
+    shielded = Shield(no_lifespan_app, config=policy, openapi=NO_LIFESPAN_DOC, decision_log=None)
     before = issuer.jwks.fetches
     server = ServerThread(shielded, lifespan="off").start()
     try:
@@ -165,6 +176,7 @@ def test_server_without_lifespan(tmp_path: Path, issuer: Issuer) -> None:
         assert http(server.port, "GET", "/ok").status == 401
     finally:
         server.stop()
+        jwks.stop()
 
 
 def test_failed_startup_is_reported_to_the_server(tmp_path: Path, issuer: Issuer) -> None:

@@ -70,7 +70,10 @@ def to_int(value: Any) -> int:
     if kind is str:
         if _INT_TEXT.fullmatch(value) is None:
             raise CELEvalError("int() of a string that is not a decimal integer")
-        number = int(value)
+        digits = value.lstrip("+-").lstrip("0") or "0"
+        if len(digits) > 19:  # checked before int(), which refuses very long text
+            raise _range_error("int")
+        number = -int(digits) if value.startswith("-") else int(digits)
         if not INT_MIN <= number <= INT_MAX:
             raise _range_error("int")
         return number
@@ -92,7 +95,10 @@ def to_uint(value: Any) -> Uint:
     if kind is str:
         if _UINT_TEXT.fullmatch(value) is None:
             raise CELEvalError("uint() of a string that is not a decimal integer")
-        number = int(value)
+        digits = value.lstrip("0") or "0"
+        if len(digits) > 20:
+            raise _range_error("uint")
+        number = int(digits)
         if number > UINT_MAX:
             raise _range_error("uint")
         return Uint(number)
@@ -147,7 +153,10 @@ def to_string(value: Any) -> str:
     if kind is str:
         return value  # type: ignore[no-any-return]
     if kind is int or kind is Uint:
-        return str(int(value))
+        try:
+            return str(int(value))
+        except ValueError:  # an integer from the data too long to print
+            raise _range_error("string") from None
     if kind is float:
         return format_double(value)
     if kind is bool:

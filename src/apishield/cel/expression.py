@@ -50,7 +50,7 @@ class CompiledExpression:
             raise CELEvalError("the data nests too deeply to evaluate") from None
         if result is True or result is False:
             return result
-        raise CELEvalError(f"the expression evaluated to a {type_name(result)}, not a bool")
+        raise CELEvalError(f"the expression evaluated to a value of type {type_name(result)}, not bool")
 
 
 def _check_functions(functions: Mapping[str, Callable[..., Any]]) -> None:

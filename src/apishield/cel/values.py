@@ -213,7 +213,10 @@ def shown(key: Any) -> str:
     """A key for an error message: its repr, cut short (it may come from the request)."""
     if type(key) is bool:
         return "true" if key else "false"
-    text = "null" if key is None else repr(key)
+    try:
+        text = "null" if key is None else repr(key)
+    except ValueError:  # an integer too long to print
+        return f"a very large {type_name(key)}"
     return text if len(text) <= 40 else text[:37] + "..."
 
 
