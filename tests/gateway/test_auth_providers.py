@@ -312,5 +312,11 @@ def test_revocation_reaches_two_gateway_processes_through_redis(tmp_path: Path) 
         for proc in procs:
             proc.terminate()
         for proc in procs:
-            proc.wait(timeout=20)
+            # uvicorn drains connections for up to its graceful-shutdown timeout (30 s) before exiting
+            try:
+                proc.wait(timeout=45)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+                raise
         up.stop()
