@@ -641,8 +641,13 @@ def owner_loader(store: Store) -> Any:
     return customer_owner
 
 
-def create_app(db_path: str | None = None, policy: str | os.PathLike[str] | None = None) -> Any:
-    """The application behind Shield; ``policy`` defaults to ``apishield.yaml`` beside this file."""
+def create_app(
+    db_path: str | None = None, policy: str | os.PathLike[str] | None = None, decision_log: int | None = 2
+) -> Any:
+    """The application behind Shield; ``policy`` defaults to ``apishield.yaml`` beside this file.
+
+    ``decision_log`` is where Shield writes its decision records (stderr; None: in memory only).
+    """
     store = Store(db_path or os.environ.get("CUSTOMER_API_DB", str(HERE / "customers.db")))
     app = build_app(store)
     owner = owner_loader(store)
@@ -651,6 +656,7 @@ def create_app(db_path: str | None = None, policy: str | os.PathLike[str] | None
         config=policy or HERE / "apishield.yaml",
         openapi=app.openapi,
         resources={op: owner for op in ("updateCustomer", "listAccounts", "listOrders", "createOrder")},
+        decision_log=decision_log,
     )
     app.state.store = store
     return app

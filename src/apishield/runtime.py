@@ -19,10 +19,10 @@ from apishield.config.load import ConfigError, ConfigIssue, LoadedConfig, load_c
 from apishield.config.model import Config
 from apishield.core.pipeline import Pipeline, build_pipeline
 from apishield.openapi.compile import CompiledAPI, compile_api
-from apishield.openapi.document import OpenAPIError, load_openapi, resolve_pointer
+from apishield.openapi.document import OpenAPIDocument, OpenAPIError, load_openapi, resolve_pointer
 from apishield.rules import AuthorizationPlans, compile_authorization
 
-__all__ = ["Runtime", "load_runtime"]
+__all__ = ["Runtime", "build_runtime", "load_runtime"]
 
 
 @dataclass
@@ -62,6 +62,13 @@ def load_runtime(config_path: str | Path) -> Runtime:
             line = policy.line_of(("openapi",))
             raise ConfigError([ConfigIssue(policy.source, line, ("openapi",), exc.message)]) from None
         raise ConfigError([ConfigIssue(source, exc.line, (), exc.message)]) from None
+    return build_runtime(loaded, document)
+
+
+def build_runtime(loaded: LoadedConfig, document: OpenAPIDocument) -> Runtime:
+    """Compile the document and cross-check it with the policy; every adapter's runtime comes from here."""
+    config = loaded.config
+    policy = loaded.document
     api = compile_api(document, config.limits.max_string_length)
     errors: list[ConfigIssue] = []
     warnings: list[ConfigIssue] = [

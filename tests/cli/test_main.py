@@ -26,7 +26,9 @@ def test_check_example_ok() -> None:
     result = apishield("check", "--config", str(EXAMPLE / "apishield.yaml"))
     assert result.returncode == 0, result.stderr
     assert "OK: 12 operations" in result.stderr
-    assert "route → authentication → authorization → request_validation" in result.stderr
+    assert "route → rate_limit_early → authentication → authorization → rate_limit → request_validation" in (
+        result.stderr
+    )
 
 
 def test_check_relative_paths_resolve_against_the_policy_folder(tmp_path: Path) -> None:

@@ -9,6 +9,7 @@ upstream received (nothing, for a refusal) must be equal.
 
 from __future__ import annotations
 
+import http.client
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -158,8 +159,6 @@ def test_chunked_body_alike(shop: Pair) -> None:
 
     for side in ("gateway", "middleware"):
         shop[side].upstream.received.clear()
-        import http.client
-
         conn = http.client.HTTPConnection("127.0.0.1", shop[side].server.port, timeout=10)
         conn.request("PUT", "/items/1", body=chunks(), headers={"Content-Type": "application/json"})
         assert conn.getresponse().status == 200

@@ -9,6 +9,8 @@ the unprotected example service.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from tests.scenario.conftest import Scenario
@@ -197,3 +199,21 @@ def test_property_write_permissions(scenario: Scenario) -> None:
     assert r.status == 400
     assert [e["pointer"] for e in r.json()["errors"]] == ["/address/verified"]
     assert scenario.call("sam", "PUT", "/v1/customers/1", {**GOOD, "tier": "gold"}).status == 200
+
+
+def test_rules_see_the_client_address(tmp_path: Path) -> None:
+    # a rule over client_ip: the socket peer here (no trusted proxies), never a spoofed header
+    from tests.support import DATA, stack
+
+    policy = {
+        "authorization": {
+            "operations": {
+                "getItem": {"allow_if": "client_ip == '127.0.0.1'"},
+                "updateItem": {"allow_if": "client_ip == '10.9.9.9'"},
+            }
+        }
+    }
+    with stack(tmp_path, DATA / "shop31.yaml", **policy) as s:
+        assert s.call("GET", "/items/1", headers={"X-Forwarded-For": "10.9.9.9"}).status == 200
+        r = s.call("PUT", "/items/1", {"name": "x"}, headers={"X-Forwarded-For": "10.9.9.9"})
+        assert r.status == 404

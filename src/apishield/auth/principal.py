@@ -8,7 +8,7 @@ from typing import Any, Literal
 
 __all__ = ["ANONYMOUS", "AuthMethod", "Principal", "token_fingerprint"]
 
-AuthMethod = Literal["anonymous", "jwt", "introspection", "api_key"]
+AuthMethod = Literal["anonymous", "jwt", "introspection", "api_key", "service"]  # service: the gateway itself
 
 
 def token_fingerprint(token: str) -> str:

@@ -17,7 +17,7 @@ from pydantic import ValidationError
 from apishield.config.model import Config
 from apishield.config.yamlpos import LoadedDocument, SourceError, load_document
 
-__all__ = ["ConfigError", "ConfigIssue", "LoadedConfig", "format_path", "load_config"]
+__all__ = ["ConfigError", "ConfigIssue", "LoadedConfig", "format_path", "load_config", "read_mapping"]
 
 
 @dataclass(frozen=True)
@@ -92,15 +92,21 @@ def issues_from_validation(exc: ValidationError, doc: LoadedDocument) -> list[Co
     return issues
 
 
-def load_config(path: str | Path) -> LoadedConfig:
-    """Load and validate a policy file; raises :class:`ConfigError`."""
-    p = Path(path)
+def read_mapping(path: str | Path, what: str = "the policy") -> LoadedDocument:
+    """Parse a YAML file that must hold a mapping; problems become a :class:`ConfigError`."""
     try:
-        doc = load_document(p, display=str(path))
+        doc = load_document(Path(path), display=str(path))
     except SourceError as exc:
         raise ConfigError([ConfigIssue(exc.source, exc.line, (), exc.message)]) from None
     if not isinstance(doc.value, dict):
-        raise ConfigError([ConfigIssue(doc.source, 1, (), "the policy must be a YAML mapping")])
+        raise ConfigError([ConfigIssue(doc.source, 1, (), f"{what} must be a YAML mapping")])
+    return doc
+
+
+def load_config(path: str | Path) -> LoadedConfig:
+    """Load and validate a policy file; raises :class:`ConfigError`."""
+    p = Path(path)
+    doc = read_mapping(p)
     try:
         config = Config.model_validate(doc.value)
     except ValidationError as exc:

@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from apishield.config.auth import AuthPolicy
 from apishield.config.authorization import AuthorizationPolicy
+from apishield.config.ratelimit import RateLimitPolicy, TrustedProxies, TrustedProxiesPolicy
 
 __all__ = [
     "Config",
@@ -118,6 +119,9 @@ class Config(_Model):
     operations: dict[str, OperationPolicy] = Field(default_factory=dict)
     auth: AuthPolicy = AuthPolicy()
     authorization: AuthorizationPolicy = AuthorizationPolicy()
+    rate_limits: RateLimitPolicy | None = None
+    # proxies whose Forwarded / X-Forwarded-For are believed (the client IP, see core.client_ip)
+    trusted_proxies: TrustedProxies = TrustedProxiesPolicy()
 
     @field_validator("upstream")
     @classmethod

@@ -5,7 +5,9 @@ established it; ``path``, ``query``, ``headers`` the request's typed
 parameters (exactly the values validation produced and the upstream will
 receive); ``body`` the parsed request body; ``response`` the upstream's
 answer (``status``, ``headers``, ``body``); ``item`` an element of a list or
-the object holding a property; ``resource`` what a write pre-check read.
+the object holding a property; ``resource`` what a write pre-check read;
+``client_ip`` the client's address (behind trusted proxies, the one they
+report; otherwise the socket peer's).
 
 Only the variables a rule names are built.
 """
@@ -17,12 +19,13 @@ from typing import Any
 
 import orjson
 
+from apishield.core.client_ip import known_client_ip
 from apishield.core.exchange import Exchange
 
 __all__ = ["RULE_VARIABLES", "activation"]
 
 RULE_VARIABLES = frozenset(
-    {"token", "principal", "path", "query", "headers", "body", "response", "item", "resource"}
+    {"token", "principal", "path", "query", "headers", "body", "response", "item", "resource", "client_ip"}
 )
 
 
@@ -78,4 +81,6 @@ def activation(ex: Exchange, names: Iterable[str], **extra: Any) -> dict[str, An
             out[name] = ex.body_value if ex.has_body_value else None
         elif name == "response":
             out[name] = _response(ex)
+        elif name == "client_ip":
+            out[name] = known_client_ip(ex)
     return out

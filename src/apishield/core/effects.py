@@ -15,14 +15,21 @@ issued token) that the adapter performs once the reply is sent.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from apishield.ratelimit.gcra import LimitCall
 
 __all__ = [
+    "AwaitCapacity",
     "CheckIssued",
+    "CheckRateLimits",
     "Effect",
     "FetchResource",
     "Introspect",
     "LookupAPIKey",
     "RecordIssued",
+    "RecordRateLimits",
     "RefreshKeys",
 ]
 
@@ -69,4 +76,31 @@ class FetchResource:
     subject: str
 
 
-Effect = RefreshKeys | Introspect | LookupAPIKey | CheckIssued | FetchResource
+@dataclass(frozen=True, slots=True)
+class CheckRateLimits:
+    """Decide one request's limit calls in the shared store (one script call, batched with others).
+
+    The result is a list of :class:`~apishield.ratelimit.gcra.LimitResult`, one per call, or
+    None when the store is unavailable (the stage applies ``on_store_error``).
+    """
+
+    calls: tuple[LimitCall, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class AwaitCapacity:
+    """Wait up to ``timeout`` seconds for a slot of the in-flight gate; True if one was handed over."""
+
+    timeout: float
+
+
+@dataclass(frozen=True, slots=True)
+class RecordRateLimits:
+    """After-effect: charge outcome limits (``count_if``) in the shared store; nothing to wait for."""
+
+    calls: tuple[LimitCall, ...]
+
+
+Effect = (
+    RefreshKeys | Introspect | LookupAPIKey | CheckIssued | FetchResource | CheckRateLimits | AwaitCapacity
+)

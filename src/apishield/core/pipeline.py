@@ -27,6 +27,7 @@ from pathlib import Path
 from apishield.auth.security import SecurityPlan
 from apishield.auth.state import AuthState, build_auth_state
 from apishield.config.model import Config
+from apishield.core.client_ip import TrustedProxies
 from apishield.core.exchange import Exchange, Headers, Reply, RequestHead
 from apishield.core.stage import Mode, Stage, problem_reply
 from apishield.core.stages.authentication import AuthenticationStage
@@ -37,6 +38,7 @@ from apishield.core.stages.hygiene import HygieneStage
 from apishield.core.stages.issued_tokens import IssuedTokensStage
 from apishield.core.stages.object_access import ObjectAccessStage
 from apishield.core.stages.property_access import PropertyAccessStage
+from apishield.core.stages.rate_limit import EarlyRateLimitStage, RateLimitOutcomeStage, RateLimitStage
 from apishield.core.stages.request_validation import RequestValidationStage
 from apishield.core.stages.response_headers import ResponseHeadersStage
 from apishield.core.stages.response_validation import ResponseMode, ResponseValidationStage
@@ -156,20 +158,36 @@ def build_pipeline(
         authz = AuthorizationPlans()
     if plans is None:
         plans = {op_id: SecurityPlan("public", reason="no auth configured") for op_id in api.operations}
+    trusted = TrustedProxies(config.trusted_proxies.networks, config.trusted_proxies.header)
+    early: list[Stage] = []
+    late: list[Stage] = []
+    last: list[Stage] = []
+    if config.rate_limits is not None:
+        from apishield.ratelimit.plan import compile_rate_limits
+
+        limits = compile_rate_limits(config, list(api.operations), trusted)
+        early.append(EarlyRateLimitStage(limits))
+        if limits.has_late:
+            late.append(RateLimitStage(limits))
+        if any(limit.count_if is not None for limit in limits.limits):
+            last.append(RateLimitOutcomeStage(limits))
     stages: list[Stage] = [
         DecisionLogStage(),
         ResponseHeadersStage(),
         UniformFailureStage(rules),
         HygieneStage(),
         RouteStage(api.router),
+        *early,
         AuthenticationStage(auth),
         AuthorizationStage(plans, config.auth.realm, authz.operations),
+        *late,
         validation,
         ResponseValidationStage(config.validation.responses, resp_modes, config.limits.max_json_depth),
         UpstreamErrorsStage(config.proxy.replace_upstream_errors),
         PropertyAccessStage(authz.guards),
         ObjectAccessStage(authz.operations, config.auth.realm, config.authorization.service_subject),
         IssuedTokensStage(config.auth.issued_tokens, auth),
-        ForwardStage(config.proxy.preserve_host, config.auth.identity_headers),
+        ForwardStage(config.proxy.preserve_host, config.auth.identity_headers, trusted),
+        *last,
     ]
     return Pipeline(stages, validation)

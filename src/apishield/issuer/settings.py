@@ -21,8 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from apishield.config.auth import loopback_or_https
 from apishield.config.duration import Duration
-from apishield.config.load import ConfigError, ConfigIssue, issues_from_validation
-from apishield.config.yamlpos import SourceError, load_document
+from apishield.config.load import ConfigError, issues_from_validation, read_mapping
 
 __all__ = [
     "SIGNING_ALGORITHMS",
@@ -191,12 +190,7 @@ def _resolve(value: str, base_dir: Path, prefix: str = "") -> str:
 def load_issuer_settings(path: str | Path, **overrides: Any) -> IssuerSettings:
     """Read ``issuer.yaml``; raises :class:`~apishield.config.load.ConfigError` listing every problem."""
     p = Path(path)
-    try:
-        doc = load_document(p, display=str(path))
-    except SourceError as exc:
-        raise ConfigError([ConfigIssue(exc.source, exc.line, (), exc.message)]) from None
-    if not isinstance(doc.value, dict):
-        raise ConfigError([ConfigIssue(doc.source, 1, (), "the issuer settings must be a YAML mapping")])
+    doc = read_mapping(p, "the issuer settings")
     data: dict[str, Any] = {**doc.value, **overrides}
     base_dir = p.resolve().parent
     for key in ("store", "revocation_store"):

@@ -26,11 +26,20 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Any
+from urllib.parse import unquote
 
 from apishield.core.exchange import Headers
 from apishield.middleware.types import Message, Receive, Scope
 
-__all__ = ["Capture", "ResponseTooLarge", "child_scope", "replay_receive", "route_target", "single_receive"]
+__all__ = [
+    "Capture",
+    "ResponseTooLarge",
+    "child_scope",
+    "decoded_path",
+    "replay_receive",
+    "route_target",
+    "single_receive",
+]
 
 _HIDDEN_EXTENSIONS = frozenset(
     {
@@ -48,10 +57,9 @@ class ResponseTooLarge(Exception):
     """The application's answer exceeds ``limits.max_response_bytes``."""
 
 
-def _unquote(segment: bytes) -> str:
-    from urllib.parse import unquote
-
-    return unquote(segment.decode("latin-1"))
+def decoded_path(raw_path: bytes) -> str:
+    """The ASGI ``path`` of a raw path (percent-decoded, as servers decode it)."""
+    return unquote(raw_path.decode("latin-1"))
 
 
 def route_target(scope: Scope) -> tuple[bytes, bytes]:
@@ -69,7 +77,7 @@ def route_target(scope: Scope) -> tuple[bytes, bytes]:
         return b"", raw
     wanted = root.split("/")[1:]
     parts = raw.split(b"/", len(wanted) + 1)
-    if len(parts) > len(wanted) and [_unquote(p) for p in parts[1 : len(wanted) + 1]] == wanted:
+    if len(parts) > len(wanted) and [decoded_path(p) for p in parts[1 : len(wanted) + 1]] == wanted:
         prefix = b"/".join(parts[: len(wanted) + 1])
         return prefix, raw[len(prefix) :]
     return b"", raw
@@ -80,24 +88,27 @@ def child_scope(
     prefix: bytes,
     method: str,
     target: bytes,
+    path: str,
     headers: Headers,
+    host: bytes | None,
     body_length: int,
     principal: Any,
 ) -> Scope:
-    """The scope the application sees: the incoming one with the validated request in it."""
+    """The scope the application sees: the incoming one with the validated request in it.
+
+    ``target`` is the validated raw path and query, ``path`` the same path decoded; ``host``
+    is added to ``headers`` when given (the core drops it unless ``proxy.preserve_host``).
+    """
     raw_path, _, query = target.partition(b"?")
     child = dict(scope)
     child["method"] = method
     child["raw_path"] = prefix + raw_path
-    child["path"] = str(scope.get("root_path") or "").rstrip("/") + _unquote(raw_path)
+    root = scope.get("root_path")
+    child["path"] = root.rstrip("/") + path if root else path
     child["query_string"] = query
-    out = list(headers)
-    if not any(k == b"host" for k, _ in out):
-        host = next((v for k, v in scope.get("headers", ()) if k.lower() == b"host"), None)
-        if host is not None:
-            out.insert(0, (b"host", host))
+    out = [(b"host", host), *headers] if host is not None else list(headers)
     if body_length or method in _BODY_METHODS:
-        out.append((b"content-length", str(body_length).encode("ascii")))
+        out.append((b"content-length", b"%d" % body_length))
     child["headers"] = out
     extensions = scope.get("extensions")
     if extensions:

@@ -29,15 +29,11 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from apishield.auth.state import AuthConfigError, build_auth_state
-from apishield.config.load import ConfigError, ConfigIssue, LoadedConfig, issues_from_validation
+from apishield.config.load import ConfigError, ConfigIssue, LoadedConfig, issues_from_validation, read_mapping
 from apishield.config.model import Config
 from apishield.config.yamlpos import LoadedDocument, SourceError, load_document
-from apishield.core.pipeline import build_pipeline
-from apishield.openapi.compile import compile_api
 from apishield.openapi.document import OpenAPIDocument, OpenAPIError, load_openapi
-from apishield.rules import compile_authorization
-from apishield.runtime import Runtime, security_plans
+from apishield.runtime import Runtime, build_runtime
 
 __all__ = ["APP_DOCUMENT", "NO_UPSTREAM", "DocumentSource", "load_middleware_runtime", "load_policy"]
 
@@ -52,12 +48,7 @@ DocumentSource = Mapping[str, Any] | Callable[[], Mapping[str, Any]] | str | os.
 def load_policy(path: str | os.PathLike[str], document_given: bool) -> LoadedConfig:
     """Read and validate a policy; ``upstream:`` is optional, ``openapi:`` too when a document is given."""
     p = Path(path)
-    try:
-        doc = load_document(p, display=str(path))
-    except SourceError as exc:
-        raise ConfigError([ConfigIssue(exc.source, exc.line, (), exc.message)]) from None
-    if not isinstance(doc.value, dict):
-        raise ConfigError([ConfigIssue(doc.source, 1, (), "the policy must be a YAML mapping")])
+    doc = read_mapping(p)
     values = dict(doc.value)
     values.setdefault("upstream", NO_UPSTREAM)
     if document_given:
@@ -182,54 +173,3 @@ def load_middleware_runtime(config: str | os.PathLike[str], openapi: DocumentSou
     loaded = load_policy(config, document_given=openapi is not None)
     document = _document(loaded, openapi)
     return build_runtime(loaded, document)
-
-
-def build_runtime(loaded: LoadedConfig, document: OpenAPIDocument) -> Runtime:
-    """Compile and cross-check; the part of :func:`apishield.runtime.load_runtime` after the document."""
-    config = loaded.config
-    policy = loaded.document
-    api = compile_api(document, config.limits.max_string_length)
-    errors: list[ConfigIssue] = []
-    warnings = [ConfigIssue(document.source, None, (), w, "warning") for w in document.warnings]
-    for issue in api.issues:
-        target = errors if issue.severity == "error" else warnings
-        target.append(
-            ConfigIssue(
-                document.source, document.line_of(issue.path), issue.path, issue.message, issue.severity
-            )
-        )
-    for op_id in config.operations:
-        if op_id not in api.operations:
-            errors.append(
-                _policy_issue(
-                    loaded, ("operations", op_id), f"no operation {op_id!r} in the OpenAPI document"
-                )
-            )
-    auth_path: tuple[str | int, ...] = ("auth",)
-    try:
-        auth = build_auth_state(config.auth, loaded.base_dir)
-    except AuthConfigError as exc:
-        errors.append(_policy_issue(loaded, auth_path, str(exc)))
-        raise ConfigError(errors + warnings) from None
-    warnings += [
-        ConfigIssue(policy.source, policy.line_of(auth_path), auth_path, w, "warning") for w in auth.warnings
-    ]
-    plans, plan_issues = security_plans(config, api)
-    errors += [i for i in plan_issues if i.severity == "error"]
-    warnings += [i for i in plan_issues if i.severity == "warning"]
-    for i, op_id in enumerate(config.auth.public_operations):
-        if op_id not in api.operations:
-            errors.append(_policy_issue(loaded, ("auth", "public_operations", i), f"no operation {op_id!r}"))
-    registry = config.auth.issued_tokens
-    if registry is not None and registry.login_operation not in api.operations:
-        path = ("auth", "issued_tokens", "login_operation")
-        errors.append(_policy_issue(loaded, path, f"no operation {registry.login_operation!r}"))
-    authz = compile_authorization(loaded, api)
-    errors += [i for i in authz.issues if i.severity == "error"]
-    warnings += [i for i in authz.issues if i.severity == "warning"]
-    if errors:
-        raise ConfigError(errors + warnings)
-    pipeline = build_pipeline(config, api, auth, plans, authz)
-    return Runtime(
-        loaded=loaded, api=api, pipeline=pipeline, warnings=warnings, auth=auth, plans=plans, authz=authz
-    )

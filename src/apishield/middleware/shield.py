@@ -39,11 +39,11 @@ import contextlib
 import logging
 import os
 from collections.abc import Mapping
-from typing import Any, cast
+from typing import Any
 
 import orjson
 
-from apishield.auth.principal import AuthMethod, Principal
+from apishield.auth.principal import Principal
 from apishield.core.effects import FetchResource
 from apishield.core.exchange import Exchange, Reply, RequestHead
 from apishield.core.stage import problem_reply
@@ -51,6 +51,7 @@ from apishield.middleware.inner import (
     Capture,
     ResponseTooLarge,
     child_scope,
+    decoded_path,
     replay_receive,
     route_target,
     single_receive,
@@ -60,6 +61,7 @@ from apishield.middleware.loader import DocumentSource, load_middleware_runtime
 from apishield.middleware.resources import ResourceLoader, ResourceRequest, check_loaders, load_resource
 from apishield.middleware.types import ASGIApp, Receive, Scope, Send
 from apishield.problem import BadGateway, BadRequest, Problem
+from apishield.ratelimit.service import RateLimitService
 from apishield.runtime import Runtime
 from apishield.services.effects import EffectRunner
 
@@ -137,11 +139,14 @@ class Shield:
         self.config = runtime.loaded.config
         self.resources = check_loaders(resources, runtime)
         self.effects = EffectRunner(runtime.auth, runtime.loaded.base_dir) if runtime.auth.enabled else None
+        self.ratelimits = RateLimitService.for_pipeline(runtime.pipeline)
         self.decision_fd = decision_log
         self.max_response_bytes = self.config.limits.max_response_bytes
         identity = self.config.auth.identity_headers
         self._service_subject_header = identity.subject.lower().encode("latin-1")
         self._service_method_header = identity.auth_method.lower().encode("latin-1")
+        # the core drops Host unless proxy.preserve_host; in process the client's Host is put back
+        self._preserve_host = self.config.proxy.preserve_host
         self._started = False
         self._flusher: asyncio.Task[None] | None = None
 
@@ -149,9 +154,12 @@ class Shield:
     async def startup(self) -> None:
         if self._flusher is None and self.decision_fd is not None:
             self._flusher = asyncio.create_task(self._flush_decisions())
-        if self.effects is not None and not self._started:
+        if not self._started:
             self._started = True
-            await self.effects.start()
+            if self.ratelimits is not None:
+                await self.ratelimits.start()
+            if self.effects is not None:
+                await self.effects.start()
 
     async def shutdown(self) -> None:
         if self._flusher is not None:
@@ -159,9 +167,12 @@ class Shield:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._flusher
             self._flusher = None
-        if self.effects is not None and self._started:
+        if self._started:
             self._started = False
-            await self.effects.stop()
+            if self.effects is not None:
+                await self.effects.stop()
+            if self.ratelimits is not None:
+                await self.ratelimits.stop()
 
     async def _flush_decisions(self) -> None:
         """Write the decision log in one system call per interval, as the gateway does."""
@@ -206,23 +217,27 @@ class Shield:
         ex = pipeline.begin(head)
         call = _Call()
         try:
-            await self._settle(ex, scope)
-            if ex.reply is None:
-                await self._read_body(ex, receive)
+            try:
                 await self._settle(ex, scope)
-            if ex.reply is None:
-                await self._forward(ex, call, scope, prefix, receive, send)
-                if call.sent:
-                    await self._after(ex)
-                    return
-            reply = pipeline.finish(ex)
-        except _ClientGone:
-            return
-        except Exception:
-            logger.exception("internal error handling request %s", ex.request_id)
-            ex.reply = problem_reply(Problem(detail=FAILED), ex.request_id)
-            reply = pipeline.finish(ex)
-        await self._send(reply, head.method, send)
+                if ex.reply is None:
+                    await self._read_body(ex, receive)
+                    await self._settle(ex, scope)
+                if ex.reply is None:
+                    await self._forward(ex, call, scope, prefix, receive, send)
+                if not call.sent:
+                    reply = pipeline.finish(ex)
+            except _ClientGone:
+                return
+            except Exception:
+                logger.exception("internal error handling request %s", ex.request_id)
+                ex.reply = problem_reply(Problem(detail=FAILED), ex.request_id)
+                reply = pipeline.finish(ex)
+                call.sent = False
+            if not call.sent:
+                await self._send(reply, head.method, send)
+        finally:
+            if self.ratelimits is not None:
+                self.ratelimits.release(ex)  # concurrency slots end with the exchange
         await self._after(ex)
 
     async def _send(self, reply: Reply, method: str, send: Send) -> None:
@@ -230,8 +245,11 @@ class Shield:
         await send({"type": "http.response.body", "body": b"" if method == "HEAD" else reply.body})
 
     async def _after(self, ex: Exchange) -> None:
-        if ex.after_effects and self.effects is not None:
-            await self.effects.after(ex.after_effects)
+        if ex.after_effects:
+            if self.ratelimits is not None:
+                self.ratelimits.after(ex.after_effects)
+            if self.effects is not None:
+                await self.effects.after(ex.after_effects)
         if self._flusher is None:  # no lifespan: write the records now rather than never
             self._write_decisions(self.pipeline.recorder.drain())
 
@@ -251,6 +269,8 @@ class Shield:
                         return
                 else:
                     ex.resolved[effect] = await self._read_resource(effect, scope)
+            elif self.ratelimits is not None and self.ratelimits.handles(effect):
+                ex.resolved[effect] = await self.ratelimits.run(effect)
             elif self.effects is not None:
                 ex.resolved[effect] = await self.effects.run(effect)
             else:
@@ -273,6 +293,9 @@ class Shield:
             return False
         return True
 
+    def _host(self, scope: Scope) -> bytes | None:
+        return next((v for k, v in scope.get("headers", ()) if k.lower() == b"host"), None)
+
     async def _read_resource(self, effect: FetchResource, scope: Scope) -> tuple[int, Any]:
         """Read a resource from the application with the service identity (write pre-checks)."""
         headers = [
@@ -281,9 +304,11 @@ class Shield:
             (self._service_method_header, b"service"),
         ]
         # The pre-check reads as the service, not as the caller; "service" is not (yet) an AuthMethod.
-        service = Principal(method=cast(AuthMethod, "service"), subject=effect.subject)
+        service = Principal(method="service", subject=effect.subject)
         prefix, _ = route_target(scope)
-        child = child_scope(scope, prefix, "GET", effect.target, headers, 0, service)
+        host = self._host(scope)
+        path = decoded_path(effect.target.partition(b"?")[0])
+        child = child_scope(scope, prefix, "GET", effect.target, path, headers, host, 0, service)
         done = asyncio.Event()
 
         async def finished(_: Capture) -> None:
@@ -339,9 +364,17 @@ class Shield:
     ) -> None:
         """Call the application; the reply goes out from :meth:`_complete` when its answer is whole."""
         body = ex.forward_body
-        method = ex.request.method
+        request = ex.request
         child = child_scope(
-            scope, prefix, method, ex.forward_target, ex.forward_headers, len(body), ex.principal
+            scope,
+            prefix,
+            request.method,
+            ex.forward_target,
+            "/" + "/".join(ex.segments),
+            ex.forward_headers,
+            None if self._preserve_host else request.header(b"host"),
+            len(body),
+            ex.principal,
         )
         call.child = child
 

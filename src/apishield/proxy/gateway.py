@@ -27,6 +27,7 @@ from apishield.core.pipeline import Pipeline
 from apishield.core.stage import problem_reply
 from apishield.problem import BadGateway, BadRequest, GatewayTimeout, Problem
 from apishield.proxy.client import UpstreamError, UpstreamPool, UpstreamTimeout
+from apishield.ratelimit.service import RateLimitService
 from apishield.runtime import Runtime
 from apishield.services.effects import EffectRunner
 
@@ -53,6 +54,7 @@ class Gateway:
         self.config = config
         self.pool: UpstreamPool | None = None
         self.effects = effects
+        self.ratelimits = RateLimitService.for_pipeline(pipeline)
         self._started = False
         self._flusher: asyncio.Task[None] | None = None
         self.decision_fd: int | None = 2  # stderr; None discards (the recorder still keeps recent lines)
@@ -85,6 +87,8 @@ class Gateway:
         if self.effects is not None and not self._started:
             self._started = True
             await self.effects.start()
+        if self.ratelimits is not None:
+            await self.ratelimits.start()
 
     async def _flush_decisions(self) -> None:
         """Write the decision log in one system call per interval (stderr by default)."""
@@ -110,6 +114,8 @@ class Gateway:
         if self.effects is not None and self._started:
             self._started = False
             await self.effects.stop()
+        if self.ratelimits is not None:
+            await self.ratelimits.stop()
         if self.pool is not None:
             await self.pool.aclose()
             self.pool = None
@@ -152,25 +158,32 @@ class Gateway:
         pipeline = self.pipeline
         ex = pipeline.begin(head)
         try:
-            await self._settle(ex)
-            if ex.reply is None:
-                await self._read_body(ex, receive)
+            try:
                 await self._settle(ex)
-            if ex.reply is None:
-                await self._forward(ex)
-            reply = pipeline.finish(ex)
-        except _ClientGone:
-            return
-        except Exception:
-            logger.exception("internal error handling request %s", ex.request_id)
-            ex.reply = problem_reply(
-                Problem(detail="The gateway failed; the incident was recorded."), ex.request_id
-            )
-            reply = pipeline.finish(ex)
-        await send({"type": "http.response.start", "status": reply.status, "headers": reply.headers})
-        await send({"type": "http.response.body", "body": b"" if head.method == "HEAD" else reply.body})
-        if ex.after_effects and self.effects is not None:
-            await self.effects.after(ex.after_effects)
+                if ex.reply is None:
+                    await self._read_body(ex, receive)
+                    await self._settle(ex)
+                if ex.reply is None:
+                    await self._forward(ex)
+                reply = pipeline.finish(ex)
+            except _ClientGone:
+                return
+            except Exception:
+                logger.exception("internal error handling request %s", ex.request_id)
+                ex.reply = problem_reply(
+                    Problem(detail="The gateway failed; the incident was recorded."), ex.request_id
+                )
+                reply = pipeline.finish(ex)
+            await send({"type": "http.response.start", "status": reply.status, "headers": reply.headers})
+            await send({"type": "http.response.body", "body": b"" if head.method == "HEAD" else reply.body})
+        finally:
+            if self.ratelimits is not None:
+                self.ratelimits.release(ex)  # concurrency slots end with the exchange
+        if ex.after_effects:
+            if self.ratelimits is not None:
+                self.ratelimits.after(ex.after_effects)
+            if self.effects is not None:
+                await self.effects.after(ex.after_effects)
 
     async def _settle(self, ex: Exchange) -> None:
         """Resolve the effects the pipeline asks for until the phase completes."""
@@ -180,7 +193,9 @@ class Gateway:
             effect = ex.pending
             if rounds > 8:
                 raise RuntimeError(f"too many effects for one request: {effect!r}")
-            if isinstance(effect, FetchResource):
+            if self.ratelimits is not None and self.ratelimits.handles(effect):
+                ex.resolved[effect] = await self.ratelimits.run(effect)
+            elif isinstance(effect, FetchResource):
                 ex.resolved[effect] = await self._fetch_resource(effect)
             elif self.effects is not None:
                 ex.resolved[effect] = await self.effects.run(effect)

@@ -10,8 +10,11 @@ The upstream receives a request rebuilt from what the gateway validated:
   ``Upgrade``, ``Proxy-Authorization``...) are removed; framing is the
   client's business, not the caller's;
 * client-supplied ``Forwarded`` and ``X-Forwarded-*`` fields are removed and
-  set again from the connection (RFC 7239 §4): a caller must not choose the
-  IP address the upstream believes;
+  set again (RFC 7239 §4): a caller must not choose the IP address the
+  upstream believes. When the socket peer is a trusted proxy
+  (``trusted_proxies``), the chain it vouches for (the client, the trusted
+  hops, the peer: :mod:`apishield.core.client_ip`) is sent on; otherwise
+  only the peer;
 * ``X-Request-Id`` carries the gateway's id for correlation.
 """
 
@@ -20,6 +23,7 @@ from __future__ import annotations
 import re
 
 from apishield.config.auth import IdentityHeaders
+from apishield.core.client_ip import TrustedProxies, client_address
 from apishield.core.exchange import Exchange, Headers
 from apishield.core.normalize import encode_query, encode_segment
 from apishield.core.stage import Stage
@@ -64,8 +68,14 @@ def strip_hop_by_hop(headers: Headers, extra: frozenset[bytes] = frozenset()) ->
 class ForwardStage(Stage):
     name = "forward"
 
-    def __init__(self, preserve_host: bool, identity: IdentityHeaders | None = None) -> None:
+    def __init__(
+        self,
+        preserve_host: bool,
+        identity: IdentityHeaders | None = None,
+        trusted: TrustedProxies | None = None,
+    ) -> None:
         self.preserve_host = preserve_host
+        self.trusted = trusted or TrustedProxies()
         self.identity = identity or IdentityHeaders()
         names = [self.identity.subject, self.identity.client, self.identity.scopes, self.identity.auth_method]
         drop = {n.lower().encode("latin-1") for n in [*names, *self.identity.strip]}
@@ -91,16 +101,16 @@ class ForwardStage(Stage):
             granted = principal.scopes | principal.api_key_scopes
             headers.append((scopes, _header_value(" ".join(sorted(granted)))))
             headers.append((method, principal.method.encode("ascii")))
-        client_ip = req.client[0] if req.client else "unknown"
+        chain = client_address(ex, self.trusted).chain or ("unknown",)
         host = req.header(b"host") or b""
-        node = f'"[{client_ip}]"' if ":" in client_ip else client_ip
-        forwarded = f"for={node};proto={req.scheme}"
+        nodes = [f'"[{ip}]"' if ":" in ip else ip for ip in chain]
+        forwarded = ", ".join(f"for={node}" for node in nodes) + f";proto={req.scheme}"
         if host:
             forwarded += ";host=" + _quote_token(host.decode("latin-1"))
             headers.append((b"x-forwarded-host", host))
         headers += [
             (b"forwarded", forwarded.encode("latin-1")),
-            (b"x-forwarded-for", client_ip.encode("latin-1")),
+            (b"x-forwarded-for", ", ".join(chain).encode("latin-1")),
             (b"x-forwarded-proto", req.scheme.encode("latin-1")),
             (b"x-request-id", ex.request_id.encode("ascii")),
         ]
