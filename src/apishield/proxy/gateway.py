@@ -25,10 +25,11 @@ from apishield.core.effects import FetchResource
 from apishield.core.exchange import Exchange, RequestHead
 from apishield.core.pipeline import Pipeline
 from apishield.core.stage import problem_reply
-from apishield.problem import BadGateway, BadRequest, GatewayTimeout, Problem
+from apishield.problem import BadGateway, GatewayTimeout, Problem
 from apishield.proxy.client import UpstreamError, UpstreamPool, UpstreamTimeout
 from apishield.ratelimit.service import RateLimitService
 from apishield.runtime import Runtime
+from apishield.services.asgi_body import ClientGone, read_request_body
 from apishield.services.effects import EffectRunner
 
 __all__ = ["Gateway"]
@@ -36,14 +37,6 @@ __all__ = ["Gateway"]
 logger = logging.getLogger("apishield.gateway")
 
 Scope = dict[str, Any]
-
-
-class _BodyTooLarge(Exception):
-    pass
-
-
-class _ClientGone(Exception):
-    pass
 
 
 class Gateway:
@@ -161,12 +154,12 @@ class Gateway:
             try:
                 await self._settle(ex)
                 if ex.reply is None:
-                    await self._read_body(ex, receive)
+                    await read_request_body(self.pipeline, ex, receive)
                     await self._settle(ex)
                 if ex.reply is None:
                     await self._forward(ex)
                 reply = pipeline.finish(ex)
-            except _ClientGone:
+            except ClientGone:
                 return
             except Exception:
                 logger.exception("internal error handling request %s", ex.request_id)
@@ -222,33 +215,6 @@ class Gateway:
         except orjson.JSONDecodeError:
             body = None
         return response.status, body
-
-    async def _read_body(self, ex: Exchange, receive: Any) -> None:
-        if not ex.body_expected:
-            self.pipeline.request_body(ex, b"")
-            return
-        limit = ex.body_limit
-        chunks: list[bytes] = []
-        size = 0
-        while True:
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                raise _ClientGone
-            chunk = message.get("body", b"")
-            size += len(chunk)
-            if size > limit:
-                self.pipeline.body_too_large(ex)
-                return
-            if chunk:
-                chunks.append(chunk)
-            if not message.get("more_body", False):
-                break
-        if ex.content_length is not None and size != ex.content_length:
-            ex.reply = problem_reply(
-                BadRequest(detail="The body is shorter than Content-Length."), ex.request_id
-            )
-            return
-        self.pipeline.request_body(ex, b"".join(chunks))
 
     async def _forward(self, ex: Exchange) -> None:
         if self.pool is None:
