@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import importlib.util
 import json
+import os
 import shutil
 import signal
 import sys
@@ -227,12 +228,16 @@ async def _serve(port: int, upstream_port: int, issuer_port: int, walk: bool) ->
             folder, tmp, upstream_port, port, demo.gateway_jwt_provider(), demo.revocation_store
         )
         runtime = load_runtime(policy)
+        gateway = Gateway.from_runtime(runtime)
+        decisions = tmp / "decisions.jsonl"
+        decision_fd = os.open(decisions, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        gateway.decision_fd = decision_fd  # keep the walkthrough readable; the log is one tail -f away
         servers = [
             QuietServer(uvicorn_config(create_issuer_app(demo.settings), "127.0.0.1", issuer_port)),
             QuietServer(
                 uvicorn_config(load_example_app(folder, tmp / "customers.db"), "127.0.0.1", upstream_port)
             ),
-            QuietServer(uvicorn_config(Gateway.from_runtime(runtime), "127.0.0.1", port)),
+            QuietServer(uvicorn_config(gateway, "127.0.0.1", port)),
         ]
         loop = asyncio.get_running_loop()
 
@@ -267,6 +272,7 @@ apishield demo
   issuer            {issuer_url}   (OAuth 2.0: clients mobile-app, partner-portal, globex-portal)
   users             alice, bob, carol, dave, erin, frank (customers 1-6), sam (support);
                     password "{PASSWORD}"
+  decision log      {decisions}   (one JSON line per refused or modified request)
 """)
         if walk:
             results = await asyncio.to_thread(
@@ -283,6 +289,7 @@ Press Ctrl-C to stop.""",
             flush=True,
         )
         await asyncio.gather(*tasks)
+        os.close(decision_fd)
         print("\nstopped.")
         return 0
     finally:
