@@ -31,14 +31,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ipaddress
 import math
 import re
 import ssl
 from collections import deque
 from collections.abc import AsyncIterator
 from typing import Any, Final, NoReturn
-from urllib.parse import urlsplit
 
 from apishield.proxy._h1 import (
     H1Connection,
@@ -50,6 +48,7 @@ from apishield.proxy._h1 import (
     UpstreamResponseTooLarge,
     UpstreamTimeout,
 )
+from apishield.proxy.base_url import parse_base_url
 
 __all__ = [
     "UpstreamConnectError",
@@ -72,9 +71,6 @@ _IDEMPOTENT: Final = frozenset(("GET", "HEAD", "OPTIONS", "PUT", "DELETE", "TRAC
 _NO_CONTENT_EXPECTED: Final = frozenset(("GET", "HEAD", "DELETE", "OPTIONS", "TRACE"))
 _METHOD_CACHE_SIZE: Final = 64
 
-_URL_FORBIDDEN_RE: Final = re.compile(r"[\x00-\x20\x7f]")
-_REG_NAME_RE: Final = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9_.-]*[A-Za-z0-9])?")
-_PATH_RE: Final = re.compile(r"(?:/[A-Za-z0-9\-._~!$&'()*+,;=:@%]*)*")
 
 _Fields = list[tuple[bytes, bytes]]
 # method -> (bytes on the wire, send "content-length: 0" when empty, retryable, is HEAD)
@@ -109,52 +105,6 @@ def _reject_headers(headers: _Fields) -> NoReturn:
     raise ValueError("invalid request header section")
 
 
-def _parse_base_url(base_url: str) -> tuple[bool, str, int, str, bytes]:
-    """Return (tls, host, port, authority, path prefix) of an ``http``/``https`` base URL."""
-    if _URL_FORBIDDEN_RE.search(base_url) is not None:
-        raise ValueError(f"base_url must not contain whitespace or control characters: {base_url!r}")
-    try:
-        parts = urlsplit(base_url)
-    except ValueError as exc:  # e.g. a malformed IPv6 literal
-        raise ValueError(f"base_url is not a valid URL: {base_url!r}: {exc}") from exc
-    scheme = parts.scheme.lower()
-    if scheme not in ("http", "https"):
-        raise ValueError(f"base_url must be an http:// or https:// URL, got {base_url!r}")
-    if "@" in parts.netloc:
-        raise ValueError(f"base_url must not contain user information: {base_url!r}")
-    if "?" in base_url or "#" in base_url:
-        raise ValueError(f"base_url must not contain a query or a fragment: {base_url!r}")
-    host = parts.hostname
-    if not host:
-        raise ValueError(f"base_url has no host: {base_url!r}")
-    try:
-        port = parts.port
-    except ValueError as exc:
-        raise ValueError(f"base_url has an invalid port: {base_url!r}") from exc
-    tls = scheme == "https"
-    default_port = 443 if tls else 80
-    if port is None:
-        port = default_port
-    elif port == 0:
-        raise ValueError(f"base_url port must be in 1-65535: {base_url!r}")
-    if ":" in host:
-        try:
-            ipaddress.IPv6Address(host)
-        except ValueError as exc:
-            raise ValueError(f"base_url has an invalid IPv6 address: {base_url!r}") from exc
-        authority = f"[{host}]"
-    elif _REG_NAME_RE.fullmatch(host) is not None:
-        authority = host
-    else:
-        raise ValueError(f"base_url host must be an ASCII host name or IP address: {base_url!r}")
-    if port != default_port:
-        authority = f"{authority}:{port}"
-    path = parts.path.rstrip("/")
-    if _PATH_RE.fullmatch(path) is None:
-        raise ValueError(f"base_url path must be ASCII, percent-encoded: {base_url!r}")
-    return tls, host, port, authority, path.encode("ascii")
-
-
 def _seconds(name: str, value: float) -> float:
     if not (isinstance(value, int | float) and 0 < value < math.inf):
         raise ValueError(f"{name} must be a positive, finite number of seconds, got {value!r}")
@@ -184,7 +134,7 @@ class UpstreamPool:
         max_response_bytes: int = 16 * 1024 * 1024,
         max_response_header_bytes: int = 64 * 1024,
     ) -> None:
-        tls, self._host, self._port, self._authority, self._prefix = _parse_base_url(base_url)
+        tls, self._host, self._port, self._authority, self._prefix = parse_base_url(base_url)
         if ssl_context is not None and not tls:
             raise ValueError("ssl_context is only used with an https:// base_url")
         self._connect_timeout = _seconds("connect_timeout", connect_timeout)
