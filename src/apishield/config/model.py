@@ -15,6 +15,12 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from apishield.config.auth import AuthPolicy
 from apishield.config.authorization import AuthorizationPolicy
 from apishield.config.ratelimit import RateLimitPolicy, TrustedProxies, TrustedProxiesPolicy
+from apishield.config.transport import (
+    CorsPolicy,
+    HeadersPolicy,
+    ListenTLS,
+    UpstreamTLS,
+)
 
 __all__ = [
     "Config",
@@ -39,6 +45,10 @@ class _Model(BaseModel):
 class Listen(_Model):
     host: str = "127.0.0.1"
     port: Annotated[int, Field(ge=0, le=65535)] = 8080
+    # TLS termination (docs/transport.md); without it `apishield serve` listens in plaintext only on a
+    # loopback address, or anywhere when `plaintext: true` says so explicitly (with a warning)
+    tls: ListenTLS | None = None
+    plaintext: bool = False
 
 
 class Validation(_Model):
@@ -53,6 +63,10 @@ class Limits(_Model):
     # Applied to strings whose schema sets no maxLength; null disables it.
     max_string_length: Annotated[int, Field(ge=1)] | None = 65_536
     max_response_bytes: Annotated[int, Field(ge=0)] = 16 * 1_048_576
+    # request head limits (RFC 9110 §15.5.15 414, RFC 6585 §5 431)
+    max_url_length: Annotated[int, Field(ge=16)] = 8_192
+    max_header_count: Annotated[int, Field(ge=1)] = 100
+    max_header_bytes: Annotated[int, Field(ge=256)] = 65_536
 
 
 class ProxySettings(_Model):
@@ -63,6 +77,16 @@ class ProxySettings(_Model):
     replace_upstream_errors: bool = True
     # Forward the client's Host header (true) or send the upstream's authority (false).
     preserve_host: bool = False
+    # TLS to an https:// upstream (verified always)
+    tls: UpstreamTLS = UpstreamTLS()
+    # method-override headers (X-HTTP-Method-Override, X-Method-Override, X-HTTP-Method) are removed
+    # before anything reads them, unless named here
+    method_override_headers: list[str] = Field(default_factory=list)
+
+    @field_validator("method_override_headers")
+    @classmethod
+    def _lower(cls, value: list[str]) -> list[str]:
+        return [v.lower() for v in value]
 
 
 class UniformFailurePolicy(_Model):
@@ -122,6 +146,9 @@ class Config(_Model):
     rate_limits: RateLimitPolicy | None = None
     # proxies whose Forwarded / X-Forwarded-For are believed (the client IP, see core.client_ip)
     trusted_proxies: TrustedProxies = TrustedProxiesPolicy()
+    # security response headers and CORS (core.stages.security_headers, core.stages.cors)
+    headers: HeadersPolicy = HeadersPolicy()
+    cors: CorsPolicy | None = None
 
     @field_validator("upstream")
     @classmethod

@@ -32,6 +32,7 @@ from apishield.core.exchange import Exchange, Headers, Reply, RequestHead
 from apishield.core.stage import Mode, Stage, problem_reply
 from apishield.core.stages.authentication import AuthenticationStage
 from apishield.core.stages.authorization import AuthorizationStage
+from apishield.core.stages.cors import CorsPreflightStage, CorsStage
 from apishield.core.stages.decision_log import DecisionLogStage, DecisionRecorder
 from apishield.core.stages.forward import ForwardStage
 from apishield.core.stages.hygiene import HygieneStage
@@ -43,6 +44,7 @@ from apishield.core.stages.request_validation import RequestValidationStage
 from apishield.core.stages.response_headers import ResponseHeadersStage
 from apishield.core.stages.response_validation import ResponseMode, ResponseValidationStage
 from apishield.core.stages.route import RouteStage
+from apishield.core.stages.security_headers import SecurityHeadersStage
 from apishield.core.stages.uniform_failure import UniformFailureRule, UniformFailureStage
 from apishield.core.stages.upstream_errors import UpstreamErrorsStage
 from apishield.openapi.compile import CompiledAPI
@@ -171,11 +173,26 @@ def build_pipeline(
             late.append(RateLimitStage(limits))
         if any(limit.count_if is not None for limit in limits.limits):
             last.append(RateLimitOutcomeStage(limits))
+    limits_ = config.limits
+    hygiene = HygieneStage(
+        max_url_length=limits_.max_url_length,
+        max_header_count=limits_.max_header_count,
+        max_header_bytes=limits_.max_header_bytes,
+        method_override_headers=frozenset(config.proxy.method_override_headers),
+    )
+    # encode runs in reverse: CORS headers, then security headers, then the framing of response_headers
+    edge: list[Stage] = [SecurityHeadersStage(config.headers)]
+    preflight: list[Stage] = []
+    if config.cors is not None:
+        edge.append(CorsStage(config.cors))
+        preflight.append(CorsPreflightStage(config.cors, api.router))
     stages: list[Stage] = [
         DecisionLogStage(),
         ResponseHeadersStage(),
+        *edge,
         UniformFailureStage(rules),
-        HygieneStage(),
+        hygiene,
+        *preflight,
         RouteStage(api.router),
         *early,
         AuthenticationStage(auth),

@@ -16,6 +16,7 @@ import contextlib
 import gc
 import logging
 import os
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -50,18 +51,27 @@ class Gateway:
         self.ratelimits = RateLimitService.for_pipeline(pipeline)
         self._started = False
         self._flusher: asyncio.Task[None] | None = None
+        self.base_dir = Path(".")  # the policy's folder, for relative paths (set by from_runtime)
         self.decision_fd: int | None = 2  # stderr; None discards (the recorder still keeps recent lines)
 
     @classmethod
     def from_runtime(cls, runtime: Runtime, config: Config | None = None) -> Gateway:
         """The gateway for a loaded policy (``config`` may override it, e.g. the demo's ports)."""
         runner = EffectRunner(runtime.auth, runtime.loaded.base_dir) if runtime.auth.enabled else None
-        return cls(runtime.pipeline, config or runtime.loaded.config, runner)
+        gateway = cls(runtime.pipeline, config or runtime.loaded.config, runner)
+        gateway.base_dir = runtime.loaded.base_dir
+        return gateway
 
     def _make_pool(self) -> UpstreamPool:
         proxy = self.config.proxy
+        context = None
+        if self.config.upstream.startswith("https://"):
+            from apishield.transport.tls import upstream_context
+
+            context = upstream_context(proxy.tls, self.base_dir)  # relative paths: the policy's folder
         return UpstreamPool(
             self.config.upstream,
+            ssl_context=context,
             connect_timeout=proxy.connect_timeout,
             read_timeout=proxy.read_timeout,
             max_connections=proxy.max_connections,

@@ -1,0 +1,1 @@
+"""Secure transport: TLS contexts (Mozilla profiles), certificate reload, client certificates."""
