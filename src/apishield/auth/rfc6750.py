@@ -9,6 +9,11 @@ fields, is ``invalid_request`` (400). §3: a 401 carries
 credentials were sent, with ``error="invalid_token"`` when the token is bad;
 a 403 for missing scopes is ``insufficient_scope`` with the ``scope`` needed.
 
+DPoP (RFC 9449 §7.1): ``Authorization: DPoP <token>`` is read by
+:func:`access_token` too; its refusals carry
+``WWW-Authenticate: DPoP algs="...", error="invalid_dpop_proof"`` (or
+``invalid_token``), built by :func:`dpop_challenge`.
+
 ``error_description`` values are fixed strings chosen by the gateway: RFC
 6750 §3 restricts their characters, and they must never echo the token.
 """
@@ -19,7 +24,16 @@ import re
 
 from apishield.problem import Problem
 
-__all__ = ["InsufficientScope", "InvalidRequest", "InvalidToken", "NoCredentials", "bearer_token"]
+__all__ = [
+    "InsufficientScope",
+    "InvalidRequest",
+    "InvalidToken",
+    "NoCredentials",
+    "access_token",
+    "bearer_token",
+    "dpop_challenge",
+    "invalid_dpop",
+]
 
 _B64TOKEN = re.compile(r"[A-Za-z0-9\-._~+/]+=*")
 
@@ -75,6 +89,25 @@ def challenge(
     return (b"www-authenticate", f"{scheme} {', '.join(parts)}".encode("ascii", "replace"))
 
 
+def dpop_challenge(
+    realm: str, algs: list[str], error: str | None = None, description: str | None = None
+) -> tuple[bytes, bytes]:
+    """``WWW-Authenticate: DPoP`` (RFC 9449 §7.1) with the accepted proof algorithms."""
+    parts = [f'realm="{_quote(realm)}"', f'algs="{" ".join(algs)}"']
+    if error:
+        parts.append(f'error="{error}"')
+    if description:
+        parts.append(f'error_description="{_quote(description)}"')
+    return (b"www-authenticate", f"DPoP {', '.join(parts)}".encode("ascii", "replace"))
+
+
+def invalid_dpop(
+    realm: str, algs: list[str], error: str = "invalid_dpop_proof", description: str = "Invalid DPoP proof."
+) -> InvalidToken:
+    """A 401 for the DPoP scheme: ``invalid_dpop_proof`` or ``invalid_token`` (RFC 9449 §7.1)."""
+    return InvalidToken(detail=description, headers=[dpop_challenge(realm, algs, error, description)])
+
+
 def no_credentials(realm: str) -> NoCredentials:
     return NoCredentials(detail="This operation needs credentials.", headers=[challenge(realm)])
 
@@ -101,17 +134,29 @@ def bearer_token(values: list[bytes], realm: str) -> str | None:
 
     Returns None when no ``Authorization`` field is present or it uses another scheme.
     """
+    found = access_token(values, realm, schemes=("bearer",))
+    return found[1] if found else None
+
+
+def access_token(
+    values: list[bytes], realm: str, schemes: tuple[str, ...] = ("bearer", "dpop")
+) -> tuple[str, str] | None:
+    """``(scheme, token)`` from the ``Authorization`` field(s), scheme lower-cased; None if absent.
+
+    Both schemes carry a b64token (RFC 6750 §2.1, RFC 9449 §7.1).
+    """
     if not values:
         return None
     if len(values) > 1:
         raise invalid_request(realm, "Send exactly one Authorization header.")
     raw = values[0].decode("latin-1")
     scheme, _, rest = raw.strip().partition(" ")
-    if scheme.lower() != "bearer":
+    scheme = scheme.lower()
+    if scheme not in schemes:
         return None
     token = rest.strip()
     if not token or " " in token:
         raise invalid_request(realm, "The Authorization header must carry exactly one token.")
     if not _B64TOKEN.fullmatch(token):
         raise invalid_token(realm, "The access token is malformed.")
-    return token
+    return scheme, token

@@ -18,6 +18,7 @@ from apishield.config.duration import Duration
 __all__ = [
     "APIKeySettings",
     "AuthPolicy",
+    "DPoPSettings",
     "IdentityHeaders",
     "IntrospectionProvider",
     "IssuedTokenRegistry",
@@ -206,6 +207,46 @@ class RevocationSettings(_Model):
         return value
 
 
+class DPoPSettings(_Model):
+    """DPoP-bound access tokens at the resource server (RFC 9449 §4.3, §7, §11.1)."""
+
+    enabled: bool = True  # accept `Authorization: DPoP`; bound tokens under Bearer are refused regardless
+    algorithms: Annotated[list[str], Field(min_length=1)] = Field(
+        default_factory=lambda: ["ES256", "RS256", "PS256", "EdDSA"]
+    )
+    iat_window: Duration = 60.0  # a proof older than this (by its iat) is refused
+    clock_skew: Duration = 5.0  # a proof's iat may be this far in the future
+    # memory (one process) or redis://host:port/db (a jti is accepted once across every instance)
+    replay_store: str = "memory"
+    # the gateway's external origin (https://api.example.com) for `htu`; default: scheme + Host
+    public_url: str | None = None
+
+    @field_validator("algorithms")
+    @classmethod
+    def _algorithms(cls, value: list[str]) -> list[str]:
+        for alg in value:
+            if alg not in ASYMMETRIC:
+                raise ValueError(f"DPoP proofs need an asymmetric algorithm, not {alg!r}")
+        return value
+
+    @field_validator("replay_store")
+    @classmethod
+    def _store(cls, value: str) -> str:
+        if value != "memory" and not value.startswith(("redis://", "rediss://")):
+            raise ValueError("must be memory or redis://host:port/db")
+        return value
+
+    @field_validator("public_url")
+    @classmethod
+    def _public_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.hostname or parts.query or parts.fragment:
+            raise ValueError("must be an http(s) origin such as https://api.example.com")
+        return value.rstrip("/")
+
+
 class AuthPolicy(_Model):
     jwt: list[JWTProvider] = Field(default_factory=list)
     introspection: list[IntrospectionProvider] = Field(default_factory=list)
@@ -217,6 +258,7 @@ class AuthPolicy(_Model):
     token_cache_size: Annotated[int, Field(ge=0)] = 10_000
     issued_tokens: IssuedTokenRegistry | None = None
     revocation: RevocationSettings = RevocationSettings()
+    dpop: DPoPSettings = DPoPSettings()
     realm: str = "apishield"
 
     @model_validator(mode="after")

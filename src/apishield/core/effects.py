@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 __all__ = [
     "AwaitCapacity",
     "CheckIssued",
+    "CheckProofReplay",
     "CheckRateLimits",
     "Effect",
     "FetchResource",
@@ -57,6 +58,18 @@ class LookupAPIKey:
 @dataclass(frozen=True, slots=True)
 class CheckIssued:
     digest: str
+
+
+@dataclass(frozen=True, slots=True)
+class CheckProofReplay:
+    """Remember a DPoP proof's ``jti`` for ``ttl`` seconds in the shared store (RFC 9449 §11.1).
+
+    The result is True when this is the first use, False when it was seen before, and None
+    when the store is unavailable (the stage refuses the proof).
+    """
+
+    key: str
+    ttl: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,5 +115,12 @@ class RecordRateLimits:
 
 
 Effect = (
-    RefreshKeys | Introspect | LookupAPIKey | CheckIssued | FetchResource | CheckRateLimits | AwaitCapacity
+    RefreshKeys
+    | Introspect
+    | LookupAPIKey
+    | CheckIssued
+    | CheckProofReplay
+    | FetchResource
+    | CheckRateLimits
+    | AwaitCapacity
 )

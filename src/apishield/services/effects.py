@@ -9,6 +9,10 @@ runs three background loops while the adapter lives:
   ``auth.revocation.poll_interval``;
 * API key ``last_used`` timestamps are written in batches.
 
+DPoP replay (RFC 9449 §11.1): with ``auth.dpop.replay_store: redis://...``
+each proof's ``jti`` is claimed with ``SET key 1 NX PX ttl``, atomic across
+every instance sharing the store; an unreachable store refuses the proof.
+
 Coalescing: concurrent requests that need the same issuer's keys share one
 fetch (single flight); the cooldown itself is enforced by the core's
 :class:`~apishield.auth.jwks.KeySetState`.
@@ -29,7 +33,15 @@ from urllib.parse import quote
 import orjson
 
 from apishield.auth.state import AuthState, IssuerRuntime
-from apishield.core.effects import CheckIssued, Effect, Introspect, LookupAPIKey, RecordIssued, RefreshKeys
+from apishield.core.effects import (
+    CheckIssued,
+    CheckProofReplay,
+    Effect,
+    Introspect,
+    LookupAPIKey,
+    RecordIssued,
+    RefreshKeys,
+)
 from apishield.services.apikey_store import APIKeyStore, open_api_key_store
 from apishield.services.http_fetch import Fetcher
 from apishield.services.revocation_store import RevocationStore, open_revocation_store
@@ -54,6 +66,11 @@ class EffectRunner:
             import redis.asyncio as redis
 
             self.issued_redis = redis.Redis.from_url(settings.issued_tokens.store, socket_timeout=2)
+        self.replay_redis: Any = None
+        if settings.dpop.replay_store != "memory":
+            import redis.asyncio as redis
+
+            self.replay_redis = redis.Redis.from_url(settings.dpop.replay_store, socket_timeout=2)
         self._flights: dict[str, asyncio.Future[None]] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self._used: dict[str, float] = {}
@@ -87,6 +104,8 @@ class EffectRunner:
         await self.revocations.close()
         if self.issued_redis is not None:
             await self.issued_redis.aclose()
+        if self.replay_redis is not None:
+            await self.replay_redis.aclose()
 
     async def _loop(self, work: Any, interval: float) -> None:
         while True:
@@ -123,7 +142,21 @@ class EffectRunner:
             except Exception:
                 logger.warning("issued-token registry unavailable; refusing the token")
                 return False
+        if isinstance(effect, CheckProofReplay):
+            return await self._claim_proof(effect)
         raise TypeError(f"unknown effect {effect!r}")
+
+    async def _claim_proof(self, effect: CheckProofReplay) -> bool | None:
+        if self.replay_redis is None:
+            return None
+        try:
+            first = await self.replay_redis.set(
+                f"apishield:dpop:{effect.key}", b"1", nx=True, px=max(1, int(effect.ttl * 1000))
+            )
+        except Exception:
+            logger.warning("DPoP replay store unavailable; refusing the proof")
+            return None
+        return bool(first)
 
     async def after(self, effects: list[Any]) -> None:
         for effect in effects:

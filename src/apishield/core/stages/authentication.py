@@ -1,6 +1,7 @@
 """Authentication: establish who is calling, from the credentials presented.
 
-Credentials: a bearer token in ``Authorization`` (RFC 6750 §2.1), verified
+Credentials: a bearer token in ``Authorization`` (RFC 6750 §2.1), or a
+DPoP-bound token under the ``DPoP`` scheme with its proof (RFC 9449 §7), verified
 as a JWT access token (RFC 9068, against the issuer named by its ``iss`` and
 only that issuer's keys) or, when it is not a JWT and introspection is
 configured, by RFC 7662 introspection; and an API key in the configured
@@ -13,12 +14,22 @@ the issued-token registry for providers that require it, revocation. A
 failure is a 401 ``invalid_token`` whose description never says which check
 failed (the decision record does).
 
+Sender-constrained tokens (RFC 9449): a token whose ``cnf.jkt`` binds it to
+a key is accepted only under the ``DPoP`` scheme with a valid proof of that
+key (:mod:`apishield.auth.rfc9449`); presented as ``Bearer`` it is refused
+(§7.2, no downgrade), and an unbound token is refused under ``DPoP``. The
+proof is checked on every request, after the token cache. Replay (§11.1):
+each proof's ``jti`` is remembered in this process or, with
+``auth.dpop.replay_store: redis://...``, through the ``CheckProofReplay``
+effect in a store shared by every instance.
+
 This stage only establishes the principal; :mod:`.authorization` decides
 whether that principal may call the operation.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import time
 from collections.abc import Callable
@@ -28,8 +39,24 @@ from apishield.auth import rfc6750
 from apishield.auth.apikeys import APIKeyRecord, parse_key
 from apishield.auth.principal import ANONYMOUS, Principal, token_fingerprint
 from apishield.auth.rfc7662 import IntrospectionRejected, principal_from_introspection
+from apishield.auth.rfc9449 import (
+    ProofError,
+    ProofPolicy,
+    ReplayCache,
+    VerifiedProof,
+    bound_thumbprint,
+    request_url,
+    verify_proof,
+)
 from apishield.auth.state import AuthState, IssuerRuntime
-from apishield.core.effects import CheckIssued, Effect, Introspect, LookupAPIKey, RefreshKeys
+from apishield.core.effects import (
+    CheckIssued,
+    CheckProofReplay,
+    Effect,
+    Introspect,
+    LookupAPIKey,
+    RefreshKeys,
+)
 from apishield.core.exchange import Exchange
 from apishield.core.stage import Stage
 from apishield.problem import Problem
@@ -58,6 +85,13 @@ class AuthenticationStage(Stage):
         keys = state.settings.api_keys
         self.api_key_header = keys.header.lower().encode("latin-1") if keys else None
         self.api_key_query = keys.header if keys and keys.allow_query else None
+        dpop = state.settings.dpop
+        self.dpop = dpop
+        self.schemes = ("bearer", "dpop") if dpop.enabled else ("bearer",)
+        self.proof_policy = ProofPolicy(
+            algorithms=frozenset(dpop.algorithms), iat_window=dpop.iat_window, clock_skew=dpop.clock_skew
+        )
+        self.replay = ReplayCache() if dpop.replay_store == "memory" else None
 
     # -- helpers -------------------------------------------------------------------------------
     def _need(self, ex: Exchange, effect: Effect) -> Any:
@@ -72,26 +106,44 @@ class AuthenticationStage(Stage):
         problem.extensions["_reason"] = reason  # kept for the decision record, removed before rendering
         return problem
 
+    def _invalid_dpop(self, reason: str, description: str, error: str = "invalid_dpop_proof") -> Problem:
+        problem = rfc6750.invalid_dpop(self.realm, self.dpop.algorithms, error, description)
+        problem.extensions["_reason"] = reason
+        return problem
+
     # -- stage ---------------------------------------------------------------------------------
     def on_request_head(self, ex: Exchange) -> None:
         if not self.state.enabled:
             return
         req = ex.request
+        scheme = ""
         try:
             if any(name == "access_token" for name, _ in ex.query_pairs):
                 raise rfc6750.invalid_request(
                     self.realm, "Access tokens must not be sent in the query string."
                 )
-            token = rfc6750.bearer_token(req.header_values(b"authorization"), self.realm)
+            found = rfc6750.access_token(req.header_values(b"authorization"), self.realm, self.schemes)
+            if found is not None:
+                scheme, token = found
+            else:
+                token = None
             api_key = self._api_key(ex)
             if token is None and api_key is None:
                 ex.principal = ANONYMOUS
                 return
-            principal = self._token(ex, token) if token is not None else None
+            principal = self._token(ex, token, scheme) if token is not None else None
             key_record = self._key(ex, api_key) if api_key is not None else None
         except _Pending:
             return
         except Problem as problem:
+            if scheme == "dpop" and isinstance(problem, rfc6750.InvalidToken):
+                # RFC 9449 §7.1: a refused DPoP request is challenged with the DPoP scheme
+                problem.headers = [
+                    rfc6750.dpop_challenge(self.realm, self.dpop.algorithms, "invalid_token", problem.detail)
+                    if name == b"www-authenticate" and not value.startswith(b"DPoP ")
+                    else (name, value)
+                    for name, value in problem.headers
+                ]
             reason = problem.extensions.pop("_reason", None)
             self.reject(ex, problem, rule=reason)
             return
@@ -116,23 +168,71 @@ class AuthenticationStage(Stage):
         return None
 
     # -- tokens --------------------------------------------------------------------------------
-    def _token(self, ex: Exchange, token: str) -> Principal:
+    def _token(self, ex: Exchange, token: str, scheme: str) -> Principal:
         now = self.clock()
         state = self.state
         if len(token) > self.settings.max_token_bytes:
             raise self._invalid("token larger than auth.max_token_bytes")
-        cached = state.token_cache.get(token, now)
-        if cached is not None:
-            self._check_revoked(cached, now)
-            return cached
-        if token.count(".") == 2 and state.issuers:
-            principal = self._jwt(ex, token, now)
-        elif self.settings.introspection:
-            principal = self._introspect(ex, token, now)
-        else:
-            raise self._invalid("not a JWT and no introspection endpoint is configured")
+        principal = state.token_cache.get(token, now)
+        if principal is None:
+            if token.count(".") == 2 and state.issuers:
+                principal = self._jwt(ex, token, now)
+            elif self.settings.introspection:
+                principal = self._introspect(ex, token, now)
+            else:
+                raise self._invalid("not a JWT and no introspection endpoint is configured")
         self._check_revoked(principal, now)
-        return principal
+        return self._bind(ex, principal, token, scheme, now)  # after the cache: every request
+
+    # -- sender-constrained tokens (RFC 9449) --------------------------------------------------
+    def _bind(self, ex: Exchange, principal: Principal, token: str, scheme: str, now: float) -> Principal:
+        jkt = bound_thumbprint(principal.claims)
+        if scheme == "bearer":
+            if jkt is None:
+                return principal
+            problem = self._invalid(
+                "DPoP-bound token presented as Bearer", "The access token must be presented with DPoP."
+            )
+            problem.headers.append(rfc6750.dpop_challenge(self.realm, self.dpop.algorithms))
+            raise problem
+        if jkt is None:
+            raise self._invalid_dpop(
+                "token not bound to a DPoP key",
+                "The access token is not bound to a DPoP key.",
+                "invalid_token",
+            )
+        req = ex.request
+        url = request_url(req.scheme, _header_text(req.header(b"host")), req.raw_path, self.dpop.public_url)
+        try:
+            proof = verify_proof(
+                req.header_values(b"dpop"),
+                policy=self.proof_policy,
+                method=req.method,
+                url=url,
+                access_token=token,
+                now=now,
+            )
+        except ProofError as exc:
+            raise self._invalid_dpop(f"DPoP proof: {exc.description}", exc.description) from None
+        if proof.jkt != jkt:
+            raise self._invalid_dpop(
+                "DPoP proof key does not match cnf.jkt",
+                "The DPoP proof's key does not match the access token.",
+            )
+        if not self._first_use(ex, proof, now):
+            raise self._invalid_dpop("DPoP proof replayed", "The DPoP proof was already used.")
+        return dataclasses.replace(principal, credentials=principal.credentials | {"dpop"})
+
+    def _first_use(self, ex: Exchange, proof: VerifiedProof, now: float) -> bool:
+        """Whether the proof's ``jti`` is new; once decided, the answer holds for this exchange."""
+        effect = CheckProofReplay(proof.replay_key, proof.replay_ttl)
+        result = ex.resolved.get(effect, _MISSING)
+        if result is _MISSING:
+            if self.replay is not None:
+                result = ex.resolved[effect] = self.replay.first_use(proof.replay_key, proof.replay_ttl, now)
+            else:
+                result = self._need(ex, effect)
+        return result is True
 
     def _check_revoked(self, principal: Principal, now: float) -> None:
         if self.state.denylist.is_revoked("jti", principal.token_id, now):
@@ -249,6 +349,10 @@ class AuthenticationStage(Stage):
         if not record.active(now) or self.state.denylist.is_revoked("key", key_id, now):
             raise self._invalid("API key expired or revoked", "The API key is invalid.")
         return record
+
+
+def _header_text(value: bytes | None) -> str | None:
+    return value.decode("latin-1").strip() if value is not None else None
 
 
 def _combine(principal: Principal | None, key: APIKeyRecord | None) -> Principal:

@@ -53,6 +53,11 @@ _DROP_REQUEST = HOP_BY_HOP | {
     b"x-forwarded-port",
     b"x-real-ip",
     b"x-request-id",
+    # proof of possession is checked here and means nothing to the upstream (RFC 9449 §7),
+    # and a client certificate header is only ever set by the gateway's own trusted proxies
+    b"dpop",
+    b"client-cert",
+    b"client-cert-chain",
 }
 
 
