@@ -41,9 +41,14 @@ class ServerThread:
         self.port = port or free_port()
         self.server = QuietServer(uvicorn_config(app, "127.0.0.1", self.port, **options))
         self.thread = threading.Thread(target=self._run, daemon=True)
+        self.loop: asyncio.AbstractEventLoop | None = None
 
     def _run(self) -> None:
-        asyncio.run(self.server.serve())
+        async def main() -> None:
+            self.loop = asyncio.get_running_loop()
+            await self.server.serve()
+
+        asyncio.run(main())
 
     def start(self) -> ServerThread:
         self.thread.start()

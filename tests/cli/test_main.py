@@ -26,7 +26,7 @@ def test_check_example_ok() -> None:
     result = apishield("check", "--config", str(EXAMPLE / "apishield.yaml"))
     assert result.returncode == 0, result.stderr
     assert "OK: 12 operations" in result.stderr
-    assert "route → rate_limit_early → authentication → authorization → rate_limit → request_validation" in (
+    assert "route → rate_limit_early → client_certificate → authentication → authorization → rate_limit" in (
         result.stderr
     )
 

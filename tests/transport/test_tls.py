@@ -190,7 +190,17 @@ def test_reload_under_load_loses_no_request(tmp_path: Path, pki: tuple[CA, Issue
         eventually(lambda: counts["fresh"] >= 20 and counts["kept"] >= 20, "requests before the reload")
         (live / "server.crt").write_bytes(second.cert_file.read_bytes())
         (live / "server.key").write_bytes(second.key_file.read_bytes())
-        restore = install_reload_signal(reloader)
+        # `apishield serve` runs the event loop on the main thread, where SIGHUP is handled, so a
+        # reload never runs during a handshake; here the server has its own thread, so the
+        # handler hands the reload to that thread's loop, as it would run in production
+        assert server.loop is not None
+        loop = server.loop
+
+        class OnServerLoop:
+            def reload(self) -> None:
+                loop.call_soon_threadsafe(reloader.reload)
+
+        restore = install_reload_signal(OnServerLoop())
         try:
             os.kill(os.getpid(), signal.SIGHUP)
             eventually(lambda: reloader.reloads == 1, "reload on SIGHUP")

@@ -8,7 +8,9 @@ from typing import Any, Literal
 
 __all__ = ["ANONYMOUS", "AuthMethod", "Principal", "token_fingerprint"]
 
-AuthMethod = Literal["anonymous", "jwt", "introspection", "api_key", "service"]  # service: the gateway itself
+AuthMethod = Literal[
+    "anonymous", "jwt", "introspection", "api_key", "service", "mtls"
+]  # service: the gateway itself
 
 
 def token_fingerprint(token: str) -> str:
@@ -31,8 +33,10 @@ class Principal:
     api_key_scopes: frozenset[str] = frozenset()
     expires_at: float | None = None
     claims: dict[str, Any] = field(default_factory=dict, compare=False)
-    # credentials presented, by security scheme type: "bearer", "api_key"
+    # credentials presented, by security scheme type: "bearer", "api_key", "mtls"
     credentials: frozenset[str] = frozenset()
+    # names (URI SANs, then DNS SANs) of a verified client certificate (RFC 9440)
+    certificate: tuple[str, ...] = ()
 
     @property
     def authenticated(self) -> bool:

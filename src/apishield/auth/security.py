@@ -20,7 +20,7 @@ from apishield.auth.principal import Principal
 
 __all__ = ["Alternative", "Requirement", "SecurityPlan", "compile_security"]
 
-Kind = Literal["bearer", "api_key", "unsupported"]
+Kind = Literal["bearer", "api_key", "mtls", "unsupported"]
 
 
 @dataclass(frozen=True)
@@ -41,6 +41,9 @@ class Alternative:
                     return False
             elif req.kind == "api_key":
                 if "api_key" not in principal.credentials or not set(req.scopes) <= principal.api_key_scopes:
+                    return False
+            elif req.kind == "mtls":
+                if "mtls" not in principal.credentials:
                     return False
             else:
                 return False
@@ -90,6 +93,8 @@ def scheme_kind(scheme: Any) -> Kind:
         return "bearer"
     if kind == "apiKey":
         return "api_key"
+    if kind == "mutualTLS":
+        return "mtls"
     return "unsupported"
 
 

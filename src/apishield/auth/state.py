@@ -46,10 +46,17 @@ class AuthState:
     denylist: Denylist = field(default_factory=Denylist)
     issued: TokenCache[bool] = field(default_factory=lambda: TokenCache(100_000))
     warnings: list[str] = field(default_factory=list)
+    client_certificates: Any = None  # apishield.auth.rfc9440.ClientCertificateVerifier
 
     @property
     def enabled(self) -> bool:
-        return bool(self.issuers or self.issuerless or self.settings.introspection or self.settings.api_keys)
+        return bool(
+            self.issuers
+            or self.issuerless
+            or self.settings.introspection
+            or self.settings.api_keys
+            or self.client_certificates is not None
+        )
 
 
 def _read_secret(provider: JWTProvider, base_dir: Path) -> bytes:
@@ -79,6 +86,14 @@ def build_auth_state(settings: AuthPolicy, base_dir: Path) -> AuthState:
         introspection_cache=TokenCache(settings.token_cache_size),
         api_key_cache=TokenCache(settings.token_cache_size),
     )
+    if settings.client_certificates is not None:
+        from apishield.auth.rfc9440 import CertificateError, ClientCertificateVerifier
+
+        ca = Path(settings.client_certificates.ca_file)
+        try:
+            state.client_certificates = ClientCertificateVerifier(ca if ca.is_absolute() else base_dir / ca)
+        except CertificateError as exc:
+            raise AuthConfigError(f"client_certificates: {exc.reason}") from None
     for provider in settings.jwt:
         claims = (
             set(provider.required_claims) if provider.required_claims is not None else set(DEFAULT_CLAIMS)

@@ -247,6 +247,13 @@ class DPoPSettings(_Model):
         return value.rstrip("/")
 
 
+class ClientCertificates(_Model):
+    """Client certificates reported by trusted TLS-terminating proxies (RFC 9440)."""
+
+    ca_file: str  # PEM, the CA(s) client certificates must chain to; relative to the policy
+    header: str = "Client-Cert"
+
+
 class AuthPolicy(_Model):
     jwt: list[JWTProvider] = Field(default_factory=list)
     introspection: list[IntrospectionProvider] = Field(default_factory=list)
@@ -259,6 +266,7 @@ class AuthPolicy(_Model):
     issued_tokens: IssuedTokenRegistry | None = None
     revocation: RevocationSettings = RevocationSettings()
     dpop: DPoPSettings = DPoPSettings()
+    client_certificates: ClientCertificates | None = None
     realm: str = "apishield"
 
     @model_validator(mode="after")

@@ -40,6 +40,7 @@ def _principal(ex: Exchange) -> dict[str, Any]:
         "scopes": sorted(p.scopes | p.api_key_scopes),
         "roles": sorted(p.roles),
         "api_key_id": p.api_key_id,
+        "certificate": list(p.certificate),
     }
 
 

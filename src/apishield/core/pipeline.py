@@ -32,6 +32,7 @@ from apishield.core.exchange import Exchange, Headers, Reply, RequestHead
 from apishield.core.stage import Mode, Stage, problem_reply
 from apishield.core.stages.authentication import AuthenticationStage
 from apishield.core.stages.authorization import AuthorizationStage
+from apishield.core.stages.client_certificate import ClientCertificateStage
 from apishield.core.stages.cors import CorsPreflightStage, CorsStage
 from apishield.core.stages.decision_log import DecisionLogStage, DecisionRecorder
 from apishield.core.stages.forward import ForwardStage
@@ -195,6 +196,12 @@ def build_pipeline(
         *preflight,
         RouteStage(api.router),
         *early,
+        ClientCertificateStage(
+            auth.client_certificates,
+            trusted,
+            config.auth.client_certificates.header if config.auth.client_certificates else "Client-Cert",
+            config.auth.realm,
+        ),
         AuthenticationStage(auth),
         AuthorizationStage(plans, config.auth.realm, authz.operations),
         *late,

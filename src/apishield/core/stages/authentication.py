@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import hmac
 import time
 from collections.abc import Callable
 from typing import Any
@@ -59,6 +60,7 @@ from apishield.core.effects import (
 )
 from apishield.core.exchange import Exchange
 from apishield.core.stage import Stage
+from apishield.core.stages.client_certificate import client_certificate
 from apishield.problem import Problem
 
 __all__ = ["AuthenticationStage", "token_digest"]
@@ -129,7 +131,19 @@ class AuthenticationStage(Stage):
                 token = None
             api_key = self._api_key(ex)
             if token is None and api_key is None:
-                ex.principal = ANONYMOUS
+                cert = client_certificate(ex)
+                if cert is None:
+                    ex.principal = ANONYMOUS
+                    return
+                ex.principal = Principal(
+                    method="mtls",
+                    subject=cert.names[0] if cert.names else None,
+                    credentials=frozenset({"mtls"}),
+                    certificate=cert.names,
+                )
+                ex.decide(
+                    self.name, "allow", "authenticated by a client certificate", rule=ex.principal.subject
+                )
                 return
             principal = self._token(ex, token, scheme) if token is not None else None
             key_record = self._key(ex, api_key) if api_key is not None else None
@@ -148,6 +162,11 @@ class AuthenticationStage(Stage):
             self.reject(ex, problem, rule=reason)
             return
         ex.principal = _combine(principal, key_record)
+        cert = client_certificate(ex)
+        if cert is not None:
+            ex.principal = dataclasses.replace(
+                ex.principal, certificate=cert.names, credentials=ex.principal.credentials | {"mtls"}
+            )
         p = ex.principal
         ex.decide(
             self.name, "allow", f"authenticated by {p.method}", rule=p.issuer or (p.api_key_id and "api_key")
@@ -186,6 +205,15 @@ class AuthenticationStage(Stage):
 
     # -- sender-constrained tokens (RFC 9449) --------------------------------------------------
     def _bind(self, ex: Exchange, principal: Principal, token: str, scheme: str, now: float) -> Principal:
+        cnf = principal.claims.get("cnf")
+        x5t = cnf.get("x5t#S256") if isinstance(cnf, dict) else None
+        if x5t is not None:  # RFC 8705 §3: only with the certificate the token was issued to
+            cert = client_certificate(ex)
+            if cert is None or not isinstance(x5t, str) or not hmac.compare_digest(cert.thumbprint, x5t):
+                raise self._invalid(
+                    "certificate-bound token without its certificate",
+                    "The access token is bound to a client certificate that was not presented.",
+                )
         jkt = bound_thumbprint(principal.claims)
         if scheme == "bearer":
             if jkt is None:
