@@ -32,10 +32,10 @@ Refusals are :class:`ProofError` with fixed descriptions (RFC 9449 §7.1
 from __future__ import annotations
 
 import hashlib
-import threading
 from dataclasses import dataclass
 from typing import Any
 
+from apishield.auth.replay import ReplayCache
 from apishield.issuer.rfc9449 import DPoPError, normalize_htu
 from apishield.jose import (
     JOSEError,
@@ -172,24 +172,3 @@ def verify_proof(
     # constant (not derived from now) keeps the replay question identical if the stage runs again
     ttl = policy.iat_window + 2 * policy.clock_skew
     return VerifiedProof(jkt=key.thumbprint, replay_key=replay_key, replay_ttl=ttl)
-
-
-class ReplayCache:
-    """The ``jti`` values seen in this process, each until its proof's window ends (§11.1)."""
-
-    def __init__(self, max_entries: int = 100_000) -> None:
-        self._seen: dict[str, float] = {}
-        self._lock = threading.Lock()
-        self.max_entries = max_entries
-
-    def first_use(self, key: str, ttl: float, now: float) -> bool:
-        with self._lock:
-            until = self._seen.get(key)
-            if until is not None and until > now:
-                return False
-            if len(self._seen) >= self.max_entries:
-                self._seen = {k: t for k, t in self._seen.items() if t > now}
-                if len(self._seen) >= self.max_entries:
-                    return False  # flooded: refuse rather than forget
-            self._seen[key] = now + ttl
-            return True

@@ -25,9 +25,9 @@ Server nonces (§8, ``DPoP-Nonce``) are not issued. Errors are
 
 from __future__ import annotations
 
-import threading
 from urllib.parse import urlsplit, urlunsplit
 
+from apishield.auth.replay import ReplayCache
 from apishield.jose import (
     JOSEError,
     import_jwk,
@@ -71,31 +71,12 @@ def normalize_htu(url: str) -> str:
     return urlunsplit((scheme, netloc, parts.path or "/", "", ""))
 
 
-class _ReplayCache:
-    def __init__(self, max_entries: int = 100_000) -> None:
-        self._seen: dict[str, float] = {}
-        self._lock = threading.Lock()
-        self.max_entries = max_entries
-
-    def first_use(self, key: str, until: float, now: float) -> bool:
-        with self._lock:
-            seen = self._seen.get(key)
-            if seen is not None and seen > now:
-                return False
-            if len(self._seen) >= self.max_entries:
-                self._seen = {k: t for k, t in self._seen.items() if t > now}
-                if len(self._seen) >= self.max_entries:
-                    return False  # flooded: refuse rather than forget
-            self._seen[key] = until
-            return True
-
-
 class DPoPVerifier:
     def __init__(self, *, algorithms: frozenset[str], max_age: float, leeway: float) -> None:
         self.algorithms = algorithms
         self.max_age = max_age
         self.leeway = leeway
-        self._replay = _ReplayCache()
+        self._replay = ReplayCache()
 
     def verify(self, headers: list[str], *, method: str, url: str, now: float) -> str:
         """Check the request's DPoP header values; returns the key's RFC 7638 thumbprint (``jkt``)."""
@@ -140,6 +121,8 @@ class DPoPVerifier:
             raise DPoPError(exc.reason) from None
         if iat > now + self.leeway or iat < now - self.max_age:
             raise DPoPError("the proof's iat is outside the accepted window")
-        if not self._replay.first_use(key.thumbprint + ":" + jti, iat + self.max_age + self.leeway, now):
+        if not self._replay.first_use(
+            key.thumbprint + ":" + jti, iat + self.max_age + self.leeway - now, now
+        ):
             raise DPoPError("the proof was already used")
         return key.thumbprint
