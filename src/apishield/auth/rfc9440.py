@@ -22,7 +22,13 @@ from pathlib import Path
 from cryptography import x509
 from cryptography.x509 import verification
 
-__all__ = ["CertificateError", "ClientCertificate", "ClientCertificateVerifier", "parse_client_cert"]
+__all__ = [
+    "CertificateError",
+    "ClientCertificate",
+    "ClientCertificateVerifier",
+    "describe",
+    "parse_client_cert",
+]
 
 
 class CertificateError(ValueError):
@@ -73,11 +79,21 @@ class ClientCertificateVerifier:
             verifier.verify(leaf, [])
         except verification.VerificationError:
             raise CertificateError("the client certificate does not chain to the configured CA") from None
+        return describe(der, leaf)
+
+
+def describe(der: bytes, leaf: x509.Certificate | None = None) -> ClientCertificate:
+    """Names and thumbprint of a certificate already verified (by the TLS handshake, or above)."""
+    if leaf is None:
         try:
-            sans = leaf.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
-        except x509.ExtensionNotFound:
-            sans = x509.SubjectAlternativeName([])
-        names = tuple(sans.get_values_for_type(x509.UniformResourceIdentifier)) + tuple(
-            sans.get_values_for_type(x509.DNSName)
-        )
-        return ClientCertificate(names, thumbprint(der))
+            leaf = x509.load_der_x509_certificate(der)
+        except ValueError:
+            raise CertificateError("not a DER certificate") from None
+    try:
+        sans = leaf.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    except x509.ExtensionNotFound:
+        sans = x509.SubjectAlternativeName([])
+    names = tuple(sans.get_values_for_type(x509.UniformResourceIdentifier)) + tuple(
+        sans.get_values_for_type(x509.DNSName)
+    )
+    return ClientCertificate(names, thumbprint(der))

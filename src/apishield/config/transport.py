@@ -36,6 +36,9 @@ class ListenTLS(_Model):
     key_file: str
     # Mozilla server-side TLS v6: intermediate = TLS 1.2 + 1.3 with AEAD/ECDHE suites; modern = TLS 1.3 only
     profile: Literal["intermediate", "modern"] = "intermediate"
+    # mTLS: client certificates verified against this CA (PEM) during the handshake
+    client_ca_file: str | None = None
+    client_auth: Literal["optional", "required"] = "optional"
 
 
 class UpstreamTLS(_Model):

@@ -37,6 +37,7 @@ class RequestHead:
     server: tuple[str, int] | None = None
     scheme: str = "http"
     http_version: str = "1.1"
+    client_cert: bytes | None = None  # DER, when the listener verified one in an mTLS handshake
 
     def header(self, name: bytes) -> bytes | None:
         """The value of a header that must appear once (last one wins if repeated)."""

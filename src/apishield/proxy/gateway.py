@@ -32,6 +32,7 @@ from apishield.ratelimit.service import RateLimitService
 from apishield.runtime import Runtime
 from apishield.services.asgi_body import ClientGone, read_request_body
 from apishield.services.effects import EffectRunner
+from apishield.transport.protocol import client_cert_der
 
 __all__ = ["Gateway"]
 
@@ -157,6 +158,7 @@ class Gateway:
             server=scope.get("server"),
             scheme=scope.get("scheme", "http"),
             http_version=scope.get("http_version", "1.1"),
+            client_cert=client_cert_der(scope) if "extensions" in scope else None,
         )
         pipeline = self.pipeline
         ex = pipeline.begin(head)

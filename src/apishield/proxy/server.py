@@ -163,14 +163,19 @@ def run(config_path: str, host: str, port: int, workers: int) -> None:
         tls_options["ssl_context_factory"] = functools.partial(
             _tls_factory, listen.tls, runtime.loaded.base_dir
         )
+        if listen.tls.client_ca_file is not None:
+            from apishield.transport.protocol import TLSHttpToolsProtocol
+
+            tls_options["http"] = TLSHttpToolsProtocol  # exposes verified client certificates
     if workers > 1:
         os.environ[CONFIG_ENV] = os.path.abspath(config_path)
         uvicorn.run(
             "apishield.proxy.server:factory",
             factory=True,
             workers=workers,
-            **_options(host, port),
-            **tls_options,
+            **{**_options(host, port), **tls_options},
         )
         return
-    uvicorn.Server(uvicorn.Config(Gateway.from_runtime(runtime), **_options(host, port), **tls_options)).run()
+    uvicorn.Server(
+        uvicorn.Config(Gateway.from_runtime(runtime), **{**_options(host, port), **tls_options})
+    ).run()

@@ -68,6 +68,9 @@ def server_context(tls: ListenTLS, base_dir: Path = Path(".")) -> ssl.SSLContext
     ctx.options &= ~ssl.OP_CIPHER_SERVER_PREFERENCE
     ctx.set_alpn_protocols(["http/1.1"])
     ctx.load_cert_chain(_path(tls.cert_file, base_dir), _path(tls.key_file, base_dir))
+    if tls.client_ca_file is not None:
+        ctx.load_verify_locations(_path(tls.client_ca_file, base_dir))
+        ctx.verify_mode = ssl.CERT_REQUIRED if tls.client_auth == "required" else ssl.CERT_OPTIONAL
     return ctx
 
 

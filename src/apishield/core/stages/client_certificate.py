@@ -1,4 +1,8 @@
-"""The client certificate of a request, as a trusted TLS-terminating proxy reports it (RFC 9440).
+"""The client certificate of a request: from the listener's mTLS handshake, or a trusted proxy (RFC 9440).
+
+A certificate the gateway's own listener verified in the handshake
+(``listen.tls.client_ca_file``) arrives through the ASGI ``tls`` extension
+(:mod:`apishield.transport.protocol`) and is taken as is.
 
 From a trusted proxy, a ``Client-Cert`` field is verified
 (:mod:`apishield.auth.rfc9440`) and kept on the exchange for the
@@ -18,6 +22,7 @@ from apishield.auth.rfc9440 import (
     CertificateError,
     ClientCertificate,
     ClientCertificateVerifier,
+    describe,
     parse_client_cert,
 )
 from apishield.core.client_ip import TrustedProxies
@@ -54,6 +59,20 @@ class ClientCertificateStage(Stage):
         self.realm = realm
 
     def on_request_head(self, ex: Exchange) -> None:
+        direct = ex.request.client_cert
+        if direct is not None:  # verified by this listener's mTLS handshake
+            try:
+                cert = describe(direct)
+            except CertificateError as exc:
+                self.reject(
+                    ex,
+                    rfc6750.invalid_token(self.realm, "The client certificate is not accepted."),
+                    rule=exc.reason,
+                )
+                return
+            ex.resolved[_KEY] = cert
+            ex.decide(self.name, "allow", "mTLS handshake", rule=cert.names[0] if cert.names else None)
+            return
         if self.verifier is None:
             return
         values = ex.request.header_values(self.header)
