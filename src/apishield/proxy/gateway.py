@@ -15,7 +15,6 @@ import asyncio
 import contextlib
 import gc
 import logging
-import os
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +30,7 @@ from apishield.proxy.client import UpstreamError, UpstreamPool, UpstreamTimeout
 from apishield.ratelimit.service import RateLimitService
 from apishield.runtime import Runtime
 from apishield.services.asgi_body import ClientGone, read_request_body
+from apishield.services.decision_writer import flush_periodically, write_lines
 from apishield.services.effects import EffectRunner
 from apishield.transport.protocol import client_cert_der
 
@@ -96,18 +96,10 @@ class Gateway:
 
     async def _flush_decisions(self) -> None:
         """Write the decision log in one system call per interval (stderr by default)."""
-        recorder = self.pipeline.recorder
-        try:
-            while True:
-                await asyncio.sleep(0.25)
-                self._write_decisions(recorder.drain())
-        finally:
-            self._write_decisions(recorder.drain())
+        await flush_periodically(self.pipeline.recorder, self.decision_fd)
 
     def _write_decisions(self, data: bytes) -> None:
-        if data and self.decision_fd is not None:
-            with contextlib.suppress(OSError):
-                os.write(self.decision_fd, data)
+        write_lines(self.decision_fd, data)
 
     async def shutdown(self) -> None:
         if self._flusher is not None:
