@@ -821,6 +821,16 @@ def bench(args: argparse.Namespace, procs: Processes, tmp: Path) -> dict[str, An
     }
 
 
+def stop_all_uninterrupted(procs: Processes) -> None:
+    """Stop every process started; a second Ctrl-C must not cut the cleanup short."""
+    previous = {s: signal.signal(s, signal.SIG_IGN) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        procs.stop_all()
+    finally:
+        for s, h in previous.items():
+            signal.signal(s, h)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
@@ -841,13 +851,7 @@ def main(argv: list[str] | None = None) -> int:
         log("interrupted")
         return 130
     finally:
-        # a second Ctrl-C must not cut the cleanup short
-        previous = {s: signal.signal(s, signal.SIG_IGN) for s in (signal.SIGINT, signal.SIGTERM)}
-        try:
-            procs.stop_all()
-        finally:
-            for s, h in previous.items():
-                signal.signal(s, h)
+        stop_all_uninterrupted(procs)
         if args.keep_tmp:
             log(f"kept {tmp}")
         else:

@@ -33,7 +33,6 @@ import http.client
 import json
 import os
 import shutil
-import signal
 import statistics
 import subprocess
 import sys
@@ -55,6 +54,7 @@ from gateway_bench import (  # noqa: E402 - the harness of the gateway benchmark
     machine_info,
     signals_as_interrupt,
     source_digest,
+    stop_all_uninterrupted,
     system_cpu,
     tree_cpu_seconds,
     wait_for_port,
@@ -628,12 +628,7 @@ def main(argv: list[str] | None = None) -> int:
         log("interrupted")
         return 130
     finally:
-        previous = {s: signal.signal(s, signal.SIG_IGN) for s in (signal.SIGINT, signal.SIGTERM)}
-        try:
-            procs.stop_all()
-        finally:
-            for s, h in previous.items():
-                signal.signal(s, h)
+        stop_all_uninterrupted(procs)
         shutil.rmtree(tmp, ignore_errors=True)
     print("\n" + markdown(results), flush=True)
     if args.json:

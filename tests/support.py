@@ -11,6 +11,8 @@ import asyncio
 import contextlib
 import http.client as httpclient
 import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -245,3 +247,26 @@ def eventually(check: Callable[[], bool], what: str, within: float = 10.0) -> fl
             raise AssertionError(f"{what}: still not the case after {within:.0f} s")
         time.sleep(0.02)
     return time.monotonic() - started
+
+
+def serve_process(policy: Path, port: int) -> subprocess.Popen[bytes]:
+    """``apishield serve`` as a separate process (output discarded)."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "apishield", "serve", "--config", str(policy), "--port", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
+def wait_listening(port: int, path: str = "/", within: float = 30.0) -> None:
+    """Wait until a server on ``port`` answers an HTTP request (any status)."""
+    request = f"GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode()
+    deadline = time.monotonic() + within
+    while True:
+        try:
+            raw_http(port, request, timeout=1)
+            return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)

@@ -25,7 +25,8 @@ from tests.support import (
     free_port,
     gateway_for,
     http,
-    raw_http,
+    serve_process,
+    wait_listening,
     write_policy,
 )
 from tests.tokens import b64
@@ -243,26 +244,6 @@ def test_inline_secret_is_not_a_policy_key(tmp_path: Path) -> None:
     assert "unknown key 'hmac_secret'" in result.stderr
 
 
-def _serve(policy: Path, port: int) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "apishield", "serve", "--config", str(policy), "--port", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-
-
-def _wait_ready(port: int) -> None:
-    deadline = time.monotonic() + 20
-    while True:
-        try:
-            raw_http(port, b"GET /public HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", timeout=1)
-            return
-        except OSError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.1)
-
-
 @pytest.mark.redis
 def test_revocation_reaches_two_gateway_processes_through_redis(tmp_path: Path) -> None:
     redis_url = require_redis()
@@ -285,10 +266,10 @@ def test_revocation_reaches_two_gateway_processes_through_redis(tmp_path: Path) 
         },
     )
     ports = [free_port(), free_port()]
-    procs = [_serve(policy, p) for p in ports]
+    procs = [serve_process(policy, p) for p in ports]
     try:
         for p in ports:
-            _wait_ready(p)
+            wait_listening(p, "/public")
         c = claims(jti=f"{namespace}-jti")
         token = sign(key, c)
         for p in ports:

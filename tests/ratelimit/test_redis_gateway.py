@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import http.client
 import logging
-import subprocess
-import sys
 import threading
 import time
 import uuid
@@ -24,8 +22,9 @@ from tests.support import (
     RecordingUpstream,
     ServerThread,
     free_port,
-    raw_http,
+    serve_process,
     stack,
+    wait_listening,
     write_policy,
 )
 
@@ -107,26 +106,6 @@ def test_outcome_brake_is_charged_in_redis_after_the_answer(tmp_path: Path) -> N
         assert s.call("POST", "/login", {"username": "ann", "password": "x"}).status == 401
 
 
-def _serve(policy: Path, port: int) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "apishield", "serve", "--config", str(policy), "--port", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-
-
-def _wait_ready(port: int) -> None:
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            raw_http(port, b"GET /items HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", timeout=1)
-            return
-        except OSError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.1)
-
-
 def _load(port: int, stop_at: float, pace: float, counts: dict[str, int], lock: threading.Lock) -> None:
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
     ok = refused = other = 0
@@ -171,10 +150,10 @@ def test_accuracy_across_four_gateway_processes(tmp_path: Path) -> None:
         },
     )
     ports = [free_port() for _ in range(4)]
-    procs = [_serve(policy, p) for p in ports]
+    procs = [serve_process(policy, p) for p in ports]
     try:
         for p in ports:
-            _wait_ready(p)
+            wait_listening(p, "/items")
         counts: dict[str, int] = {"ok": 0, "refused": 0, "other": 0}
         lock = threading.Lock()
         started = time.monotonic()
