@@ -18,7 +18,7 @@ from apishield.core.activation import RULE_VARIABLES
 from apishield.core.stages.object_access import CompiledRule, ItemsPlan, OperationAccess, PrecheckPlan
 from apishield.core.stages.property_access import OperationGuards
 from apishield.openapi.compile import CompiledAPI, media_kind
-from apishield.openapi.document import resolve_pointer
+from apishield.openapi.document import follow_refs, resolve_pointer
 from apishield.openapi.guards import PropertyPermission, compile_guard
 
 __all__ = ["AuthorizationPlans", "compile_authorization"]
@@ -131,7 +131,7 @@ class _Compiler:
             if schema_name not in schemas:
                 self.error(base, f"no schema {schema_name!r} in components.schemas")
                 continue
-            declared = _declared(schemas[schema_name], self.deref)
+            declared = _declared(schemas[schema_name], self.api.document.data)
             for prop, rule in props.items():
                 if prop not in declared:
                     self.error((*base, prop), f"{schema_name} has no property {prop!r}", "warning")
@@ -157,7 +157,7 @@ class _Compiler:
         out: dict[str, OperationGuards] = {}
         for op_id, op in self.api.operations.items():
             guards = OperationGuards()
-            body = _follow(op.raw.get("requestBody"), self.deref)
+            body = follow_refs(self.api.document.data, op.raw.get("requestBody"))
             for media_type, media in ((body or {}).get("content") or {}).items():
                 mt = media_type.split(";", 1)[0].strip().lower()
                 if media_kind(mt) == "json" and isinstance(media, dict) and "schema" in media:
@@ -165,7 +165,7 @@ class _Compiler:
                     if g is not None:
                         guards.write[mt] = g
             for code, resp in (op.raw.get("responses") or {}).items():
-                resp = _follow(resp, self.deref)
+                resp = follow_refs(self.api.document.data, resp)
                 key = str(code).upper() if str(code) != "default" else "default"
                 for media_type, media in ((resp or {}).get("content") or {}).items():
                     mt = media_type.split(";", 1)[0].strip().lower()
@@ -178,26 +178,14 @@ class _Compiler:
         return out
 
 
-def _follow(node: Any, deref: Any) -> Any:
-    for _ in range(16):
-        if isinstance(node, dict) and isinstance(node.get("$ref"), str):
-            try:
-                node = deref(node["$ref"])
-            except (KeyError, IndexError):
-                return None
-        else:
-            return node
-    return None
-
-
-def _declared(schema: Any, deref: Any) -> set[str]:
-    schema = _follow(schema, deref)
+def _declared(schema: Any, document: Any) -> set[str]:
+    schema = follow_refs(document, schema)
     if not isinstance(schema, dict):
         return set()
     names = set((schema.get("properties") or {}).keys())
     for key in ("allOf", "anyOf", "oneOf"):
         for sub in schema.get(key, ()) or ():
-            names |= _declared(sub, deref)
+            names |= _declared(sub, document)
     return names
 
 

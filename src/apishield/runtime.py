@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from apishield.auth.security import SecurityPlan, compile_security
 from apishield.auth.state import AuthConfigError, AuthState, build_auth_state
@@ -19,7 +18,7 @@ from apishield.config.load import ConfigError, ConfigIssue, LoadedConfig, load_c
 from apishield.config.model import Config
 from apishield.core.pipeline import Pipeline, build_pipeline
 from apishield.openapi.compile import CompiledAPI, compile_api
-from apishield.openapi.document import OpenAPIDocument, OpenAPIError, load_openapi, resolve_pointer
+from apishield.openapi.document import OpenAPIDocument, OpenAPIError, follow_refs, load_openapi
 from apishield.rules import AuthorizationPlans, compile_authorization
 
 __all__ = ["Runtime", "build_runtime", "load_runtime"]
@@ -132,7 +131,7 @@ def security_plans(config: Config, api: CompiledAPI) -> tuple[dict[str, Security
     """Compile every operation's security requirements, with findings for ``apishield check``."""
     doc = api.document
     schemes = (doc.data.get("components") or {}).get("securitySchemes") or {}
-    schemes = {name: doc_follow(doc.data, s) for name, s in schemes.items()}
+    schemes = {name: follow_refs(doc.data, s) for name, s in schemes.items()}
     public = set(config.auth.public_operations)
     auth = config.auth
     has_bearer = bool(auth.jwt or auth.introspection)
@@ -177,14 +176,3 @@ def security_plans(config: Config, api: CompiledAPI) -> tuple[dict[str, Security
                 )
             )
     return plans, issues
-
-
-def doc_follow(data: dict[str, Any], node: Any) -> Any:
-    for _ in range(16):
-        if not (isinstance(node, dict) and isinstance(node.get("$ref"), str)):
-            return node
-        try:
-            node = resolve_pointer(data, node["$ref"])
-        except (KeyError, IndexError):
-            return None
-    return None

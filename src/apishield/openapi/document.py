@@ -22,7 +22,7 @@ from urllib.parse import unquote
 
 from apishield.config.yamlpos import LoadedDocument, SourceError, load_document
 
-__all__ = ["OpenAPIDocument", "OpenAPIError", "load_openapi", "resolve_pointer"]
+__all__ = ["OpenAPIDocument", "OpenAPIError", "follow_refs", "load_openapi", "resolve_pointer"]
 
 BUNDLE_KEY = "x-apishield-bundled"
 # literal values (not OpenAPI objects) under these keys are copied, not walked for $ref
@@ -104,6 +104,18 @@ def resolve_pointer(document: Any, pointer: str) -> Any:
         else:
             raise KeyError(pointer)
     return node
+
+
+def follow_refs(document: Any, node: Any, max_hops: int = 16) -> Any:
+    """``node`` with its ``$ref`` chain followed in ``document``; None if it does not resolve or loops."""
+    for _ in range(max_hops):
+        if not (isinstance(node, dict) and isinstance(node.get("$ref"), str)):
+            return node
+        try:
+            node = resolve_pointer(document, node["$ref"])
+        except (KeyError, IndexError):
+            return None
+    return None
 
 
 class _Bundler:
