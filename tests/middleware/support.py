@@ -18,7 +18,7 @@ from typing import Any
 import orjson
 
 from apishield import Shield
-from apishield.core.stages.decision_log import DecisionRecorder
+from apishield.core.stages.audit import AuditQueue
 from apishield.proxy.gateway import Gateway
 from apishield.runtime import load_runtime
 from tests.support import Canned, Recorded, RecordingUpstream, Response, ServerThread, http, write_policy
@@ -55,7 +55,7 @@ class Side:
     name: str
     server: ServerThread
     upstream: RecordingUpstream
-    recorder: DecisionRecorder
+    recorder: AuditQueue
 
     def call(
         self, method: str, target: str, body: Any = None, headers: dict[str, str] | None = None

@@ -14,7 +14,6 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-import orjson
 import pytest
 import yaml
 
@@ -107,13 +106,18 @@ def test_allowed_alike_and_forwarded_alike(
     shop.same(method, target, body, headers, status=expected)
 
 
+def noteworthy(event: dict[str, Any]) -> list[dict[str, Any]]:
+    """The decisions of an audit event other than plain allows."""
+    return [d for d in event["unmapped"].get("decisions", []) if d["outcome"] != "allow"]
+
+
 def test_strip_alike(shop: Pair) -> None:
     shop.answer("GET", "/items/1", body=LEAKY)
     answers = shop.same("GET", "/items/1", status=200)
     assert answers["middleware"].json() == {"id": 1, "name": "lamp", "owner": {"name": "o"}}
     for side in ("gateway", "middleware"):
-        record = orjson.loads(shop[side].recorder.recent[-1])
-        assert sorted(record["decisions"][0]["details"]["removed"]) == [
+        record = shop[side].recorder.recent[-1]
+        assert sorted(noteworthy(record)[0]["details"]["removed"]) == [
             "/owner/ssn",
             "/passwordHash",
             "/secret",

@@ -11,7 +11,6 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-import orjson
 import pytest
 
 from tests.ratelimit.redis_server import RedisServer
@@ -73,8 +72,13 @@ def test_redis_stopped_and_restarted(tmp_path: Path, mode: str, caplog: pytest.L
                 time.sleep(0.05)
             assert any("recovered" in r.message for r in caplog.records)
             decisions = s.gateway.server.config.app.pipeline.recorder.recent
-            errors = [orjson.loads(line) for line in decisions if b'"error"' in line]
-            assert errors and "rate-limit store is unavailable" in errors[0]["decisions"][0]["reason"]
+            errors = [
+                d
+                for event in decisions
+                for d in event["unmapped"].get("decisions", [])
+                if d["outcome"] == "error"
+            ]
+            assert errors and "rate-limit store is unavailable" in errors[0]["reason"]
     finally:
         redis.stop()
 

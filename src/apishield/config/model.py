@@ -12,8 +12,10 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from apishield.config.audit import AdminPolicy, AuditPolicy
 from apishield.config.auth import AuthPolicy
 from apishield.config.authorization import AuthorizationPolicy
+from apishield.config.detection import DetectionPolicy
 from apishield.config.ratelimit import RateLimitPolicy, TrustedProxies, TrustedProxiesPolicy
 from apishield.config.transport import (
     CorsPolicy,
@@ -149,6 +151,9 @@ class Config(_Model):
     # security response headers and CORS (core.stages.security_headers, core.stages.cors)
     headers: HeadersPolicy = HeadersPolicy()
     cors: CorsPolicy | None = None
+    audit: AuditPolicy = AuditPolicy()
+    admin: AdminPolicy | None = None
+    detection: DetectionPolicy | None = None
 
     @field_validator("upstream")
     @classmethod

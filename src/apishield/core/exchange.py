@@ -140,6 +140,8 @@ class Exchange:
     decisions: list[Decision] = field(default_factory=list)
     reply: Reply | None = None
     upstream_status: int | None = None
+    # nanoseconds spent in each stage (all phases), for the audit event and the metrics
+    stage_ns: dict[str, int] = field(default_factory=dict)
 
     @property
     def operation_id(self) -> str | None:

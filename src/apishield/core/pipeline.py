@@ -24,17 +24,19 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from apishield.audit.event import Redactor
+from apishield.audit.instance import default_instance
 from apishield.auth.security import SecurityPlan
 from apishield.auth.state import AuthState, build_auth_state
 from apishield.config.model import Config
 from apishield.core.client_ip import TrustedProxies
 from apishield.core.exchange import Exchange, Headers, Reply, RequestHead
 from apishield.core.stage import Mode, Stage, problem_reply
+from apishield.core.stages.audit import AuditQueue, AuditStage
 from apishield.core.stages.authentication import AuthenticationStage
 from apishield.core.stages.authorization import AuthorizationStage
 from apishield.core.stages.client_certificate import ClientCertificateStage
 from apishield.core.stages.cors import CorsPreflightStage, CorsStage
-from apishield.core.stages.decision_log import DecisionLogStage, DecisionRecorder
 from apishield.core.stages.forward import ForwardStage
 from apishield.core.stages.hygiene import HygieneStage
 from apishield.core.stages.issued_tokens import IssuedTokensStage
@@ -58,9 +60,8 @@ __all__ = ["Pipeline", "build_pipeline"]
 class Pipeline:
     def __init__(self, stages: Sequence[Stage], body_stage: RequestValidationStage | None) -> None:
         self.stages = list(stages)
-        self.recorder = next(
-            (s.recorder for s in self.stages if isinstance(s, DecisionLogStage)), DecisionRecorder()
-        )
+        self.audit = next((s for s in self.stages if isinstance(s, AuditStage)), None)
+        self.recorder: AuditQueue = self.audit.queue if self.audit is not None else AuditQueue()
         self._reversed = list(reversed(self.stages))
         self._body_stage = body_stage
 
@@ -83,11 +84,18 @@ class Pipeline:
         stages = self.stages
         ex.pending = None
         body = ex.phase == "body"
+        timings = ex.stage_ns
+        clock = time.perf_counter_ns
+        then = clock()
         for index in range(ex.next_stage, len(stages)):
+            stage = stages[index]
             if body:
-                stages[index].on_request_body(ex, ex.request_body)
+                stage.on_request_body(ex, ex.request_body)
             else:
-                stages[index].on_request_head(ex)
+                stage.on_request_head(ex)
+            now = clock()
+            timings[stage.name] = timings.get(stage.name, 0) + now - then
+            then = now
             if ex.pending is not None:
                 ex.next_stage = index
                 return
@@ -109,16 +117,31 @@ class Pipeline:
     def upstream_response(self, ex: Exchange, status: int, headers: Headers, body: bytes) -> None:
         ex.upstream_status = status
         ex.reply = Reply(status=status, headers=headers, body=body, from_upstream=True)
+        timings = ex.stage_ns
+        clock = time.perf_counter_ns
+        then = clock()
         for stage in self._reversed:
             stage.on_upstream_response(ex)
+            now = clock()
+            timings[stage.name] = timings.get(stage.name, 0) + now - then
+            then = now
 
     def upstream_failed(self, ex: Exchange, problem: Problem) -> None:
         ex.decide("forward", "error", problem.detail or problem.title)
         ex.reply = problem_reply(problem, ex.request_id)
 
     def finish(self, ex: Exchange) -> Reply:
+        timings = ex.stage_ns
+        clock = time.perf_counter_ns
+        then = clock()
         for stage in self._reversed:
+            if stage is self.audit:  # last: it records the others' time
+                stage.on_reply(ex)
+                break
             stage.on_reply(ex)
+            now = clock()
+            timings[stage.name] = timings.get(stage.name, 0) + now - then
+            then = now
         assert ex.reply is not None
         return ex.reply
 
@@ -129,6 +152,7 @@ def build_pipeline(
     auth: AuthState | None = None,
     plans: dict[str, SecurityPlan] | None = None,
     authz: AuthorizationPlans | None = None,
+    instance: str | None = None,
 ) -> Pipeline:
     """Assemble the stages for a policy. Without ``auth``/``plans`` every operation is public."""
     req_modes: dict[str, Mode] = {}
@@ -187,8 +211,16 @@ def build_pipeline(
     if config.cors is not None:
         edge.append(CorsStage(config.cors))
         preflight.append(CorsPreflightStage(config.cors, api.router))
+    audit = config.audit
+    audit_stage = AuditStage(
+        AuditQueue(max_pending=audit.queue_size),
+        instance=instance or default_instance(),
+        every_request=audit.events == "all",
+        redactor=Redactor(audit.redact) if audit.redact else None,
+        enabled=audit.sink != "off",
+    )
     stages: list[Stage] = [
-        DecisionLogStage(),
+        audit_stage,
         ResponseHeadersStage(),
         *edge,
         UniformFailureStage(rules),

@@ -44,6 +44,9 @@ from urllib.parse import parse_qsl
 import orjson
 from authlib.oauth2.rfc6749 import OAuth2Error  # type: ignore[import-untyped, unused-ignore]
 
+from apishield.audit.instance import default_instance
+from apishield.core.stages.audit import AuditQueue
+from apishield.issuer.audit import LOGOFF, LOGON, authentication_event, basic_client_id, error_code
 from apishield.issuer.keys import KeyRing
 from apishield.issuer.login import CSRF, error_page, page_headers, sign_in_page
 from apishield.issuer.passwords import PasswordHasher
@@ -109,9 +112,13 @@ class IssuerApp:
         *,
         revocation_store: RevocationStore | None = None,
         clock: Callable[[], float] = time.time,
+        audit: AuditQueue | None = None,
     ) -> None:
         self.settings = settings
         self.clock = clock
+        # OCSF Authentication events (issuer.audit): drained by the writer that owns the queue
+        self.audit = audit if audit is not None else AuditQueue()
+        self.instance = default_instance()
         # OAuth work runs here: few threads (Python code contends for the GIL; argon2 needs 64 MiB each)
         self._pool = ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="issuer")
         base = Path.cwd()
@@ -292,12 +299,58 @@ class IssuerApp:
     async def _token(self, scope: Scope, receive: Receive) -> OAuthResponse:
         request = await self._request(scope, receive)
         response = await self._work(self.server.token, request)
+        self._record(request, response, LOGON, "token")
         await self._publish(request)
         return response
+
+    def _record(
+        self,
+        request: IssuerRequest,
+        response: OAuthResponse,
+        activity: int,
+        endpoint: str,
+        *,
+        user_name: str | None = None,
+        detail: str | None = None,
+    ) -> None:
+        """One OCSF Authentication event for a grant, a sign-in or a revocation (never a secret)."""
+        client = request.client
+        client_id = getattr(client, "client_id", None) or basic_client_id(request.headers)
+        client_id = client_id or request.form.get("client_id") or request.args.get("client_id")
+        success = 200 <= response.status < 400 and detail is None
+        severity = None
+        if detail is None and not success:
+            detail = error_code(response.body)
+        if request.family_revoked is not None:
+            success = False
+            severity = 5
+            detail = "authorization_code_reuse" if "code" in request.family_revoked else "refresh_token_reuse"
+        grant_type = request.form.get("grant_type") if endpoint == "token" else None
+        user = request.user
+        user_uid = user.get_user_id() if user is not None else None
+        if user_uid is None and grant_type == "client_credentials" and success:
+            user_uid = client_id
+        self.audit.emit(
+            authentication_event(
+                activity=activity,
+                success=success,
+                service=self.settings.audience,
+                instance=self.instance,
+                src_ip=request.client_ip,
+                user_uid=user_uid,
+                user_name=user_name,
+                client_id=client_id,
+                detail=detail,
+                severity=severity,
+                endpoint=endpoint,
+                grant_type=grant_type,
+            )
+        )
 
     async def _revoke(self, scope: Scope, receive: Receive) -> OAuthResponse:
         request = await self._request(scope, receive)
         response = await self._work(self.server.revoke, request)
+        self._record(request, response, LOGOFF, "revoke")
         if not await self._publish(request):
             # RFC 7009 §2.2.1: 503 tells the client to retry; the token is already refused here
             return BadRequest("try again", status=503, error="temporarily_unavailable").response()
@@ -395,6 +448,14 @@ class IssuerApp:
         wait = self.throttle.retry_after(username, request.client_ip, now)
         if wait > 0:
             minutes = max(1, round(wait / 60))
+            self._record(
+                request,
+                OAuthResponse(429, b"", []),
+                LOGON,
+                "authorize",
+                user_name=username,
+                detail="throttled",
+            )
             return self._sign_in(
                 request,
                 grant,
@@ -409,8 +470,18 @@ class IssuerApp:
         if user is None:
             self.throttle.failed(username, request.client_ip, now)
             log.info("failed sign-in from %s", request.client_ip)
+            self._record(
+                request,
+                OAuthResponse(200, b"", []),
+                LOGON,
+                "authorize",
+                user_name=username,
+                detail="login_failed",
+            )
             return self._sign_in(request, grant, raw_query, cookie, error=BAD_CREDENTIALS, username=username)
         self.throttle.succeeded(username)
+        request.user = user
+        self._record(request, OAuthResponse(200, b"", []), LOGON, "authorize", user_name=username)
         return await self._work(self.server.decide, request, grant, user)
 
 

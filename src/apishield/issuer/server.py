@@ -135,6 +135,7 @@ class IssuerRequest(OAuth2Request):  # type: ignore[misc]
         self.family_id: str | None = None
         self.auth_time: float | None = None
         self.revoked: list[tuple[str, float]] = []
+        self.family_revoked: str | None = None  # why a grant family was revoked (code or refresh reuse)
 
     @property
     def args(self) -> dict[str, str]:
@@ -303,6 +304,7 @@ class IssuerServer(AuthorizationServer):  # type: ignore[misc]
     def revoke_family(self, request: IssuerRequest, family_id: str, reason: str) -> None:
         revoked = self.store.revoke_family(family_id, self.clock())
         request.revoked.extend(revoked)
+        request.family_revoked = reason
         log.warning("revoked grant family (%s): %d live access token(s)", reason, len(revoked))
 
     # -- endpoints (called from a worker thread) ----------------------------------------------------

@@ -64,7 +64,7 @@ from apishield.problem import BadGateway, Problem
 from apishield.ratelimit.service import RateLimitService
 from apishield.runtime import Runtime
 from apishield.services.asgi_body import ClientGone, read_request_body
-from apishield.services.decision_writer import flush_periodically, write_lines
+from apishield.services.decision_writer import encode, flush_periodically, write_lines
 from apishield.services.effects import EffectRunner
 
 __all__ = ["Shield", "principal_of"]
@@ -241,7 +241,7 @@ class Shield:
             if self.effects is not None:
                 await self.effects.after(ex.after_effects)
         if self._flusher is None:  # no lifespan: write the records now rather than never
-            self._write_decisions(self.pipeline.recorder.drain())
+            self._write_decisions(encode(self.pipeline.recorder.drain()))
 
     # -- effects -------------------------------------------------------------------------------
     async def _settle(self, ex: Exchange, scope: Scope) -> None:

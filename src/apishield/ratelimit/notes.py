@@ -37,6 +37,7 @@ class Notes:
         "outcomes",
         "refused",
         "results",
+        "violated",
     )
 
     def __init__(self) -> None:
@@ -47,6 +48,7 @@ class Notes:
         self.calls: dict[str, tuple[list[CompiledLimit], list[LimitCall]]] = {}  # by phase
         self.decided: set[str] = set()
         self.results: list[tuple[CompiledLimit, LimitResult]] = []  # advertised limits' results
+        self.violated: list[tuple[CompiledLimit, LimitResult]] = []  # the limits that refused (audit)
         self.body: Any = _UNSET
         self.outcomes: dict[int, bool] = {}  # limit index -> count_if on the upstream's own answer
         self.refused = False  # refused by a limit: no outcome to count (backoff counts refusals)

@@ -6,9 +6,15 @@ import asyncio
 import contextlib
 import os
 
-from apishield.core.stages.decision_log import DecisionRecorder
+import orjson
 
-__all__ = ["flush_periodically", "write_lines"]
+from apishield.core.stages.audit import AuditQueue
+
+__all__ = ["encode", "flush_periodically", "write_lines"]
+
+
+def encode(events: list[dict[str, object]]) -> bytes:
+    return b"".join(orjson.dumps(e, option=orjson.OPT_APPEND_NEWLINE) for e in events)
 
 
 def write_lines(fd: int | None, data: bytes) -> None:
@@ -18,11 +24,11 @@ def write_lines(fd: int | None, data: bytes) -> None:
             os.write(fd, data)
 
 
-async def flush_periodically(recorder: DecisionRecorder, fd: int | None, interval: float = 0.25) -> None:
+async def flush_periodically(recorder: AuditQueue, fd: int | None, interval: float = 0.25) -> None:
     """Drain ``recorder`` to ``fd`` every ``interval`` seconds until cancelled, then once more."""
     try:
         while True:
             await asyncio.sleep(interval)
-            write_lines(fd, recorder.drain())
+            write_lines(fd, encode(recorder.drain()))
     finally:
-        write_lines(fd, recorder.drain())
+        write_lines(fd, encode(recorder.drain()))

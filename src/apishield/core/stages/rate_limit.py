@@ -167,6 +167,7 @@ class RateLimitStage(Stage):
             extensions={"violated-policies": names},
         )
         notes.results.clear()  # a 429 lists only the violated limits
+        notes.violated = violated
         notes.refused = True
         self.reject(ex, problem, rule=",".join(names))
 
