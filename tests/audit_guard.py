@@ -128,9 +128,8 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         return
     found = GUARD.findings()
     reporter = session.config.pluginmanager.get_plugin("terminalreporter")
-    line = (
-        f"audit guard: {GUARD.events} events scanned against {len(GUARD.secrets)} secrets: "
-        + (f"{len(found)} leaks" if found else "no secret found")
+    line = f"audit guard: {GUARD.events} events scanned against {len(GUARD.secrets)} secrets: " + (
+        f"{len(found)} leaks" if found else "no secret found"
     )
     if reporter is not None:
         reporter.write_line(line)

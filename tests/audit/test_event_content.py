@@ -13,7 +13,6 @@ from typing import Any
 
 import orjson
 import pytest
-
 from tests.support import DATA, RecordingUpstream, ServerThread, Stack, gateway_for, stack, write_policy
 from tests.tokens import AUDIENCE, ISSUER, JWKSServer, claims, ec_key, sign
 
@@ -49,7 +48,9 @@ def shop(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     policy = {
         "audit": {"path": str(tmp / "audit.db"), "redact": []},
         "rate_limits": {
-            "limits": [{"id": "search-per-ip", "key": "client_ip", "rate": "1/min", "operations": ["searchItems"]}]
+            "limits": [
+                {"id": "search-per-ip", "key": "client_ip", "rate": "1/min", "operations": ["searchItems"]}
+            ]
         },
     }
     with stack(tmp, DATA / "shop31.yaml", **policy) as s:

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import secrets
 
-from apishield.auth.apikeys import generate_key
 from tests.audit_guard import Guard
+
+from apishield.auth.apikeys import generate_key
 
 
 def event(**fields: object) -> dict[str, object]:
@@ -38,5 +39,7 @@ def test_clean_events_and_fingerprints_are_not_findings() -> None:
     guard = Guard()
     secret = secrets.token_urlsafe(32)
     guard.secret(secret, "a refresh token")
-    guard.event({"metadata": {"uid": "e2"}, "actor": {"session": {"uid": "a" * 32}, "user": {"uid": "alice"}}})
+    guard.event(
+        {"metadata": {"uid": "e2"}, "actor": {"session": {"uid": "a" * 32}, "user": {"uid": "alice"}}}
+    )
     assert guard.findings() == []
