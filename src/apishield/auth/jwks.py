@@ -55,8 +55,9 @@ class KeySetState:
     next_attempt: float = -math.inf
     unknown_kid_fetch_at: float = -math.inf
     in_flight: bool = False
-    failures: int = 0
-    fetches: int = 0
+    failures: int = 0  # consecutive, reset by a good fetch (drives the backoff)
+    fetches: int = 0  # every fetch reported, good or failed
+    fetch_failures: int = 0  # every failed fetch since start (for metrics)
     last_error: str | None = None
 
     def usable(self, now: float) -> Any:
@@ -90,6 +91,7 @@ class KeySetState:
     def failed(self, reason: str, now: float) -> None:
         self.failures += 1
         self.fetches += 1
+        self.fetch_failures += 1
         self.last_error = reason
         backoff = min(self.min_ttl, 2.0 ** min(self.failures, 6))
         self.next_attempt = now + backoff

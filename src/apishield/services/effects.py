@@ -75,6 +75,9 @@ class EffectRunner:
         self._tasks: list[asyncio.Task[None]] = []
         self._used: dict[str, float] = {}
         self._secrets: dict[int, str] = {}
+        # counters for metrics (apishield.admin): introspection calls and the ones that failed
+        self.introspections = 0
+        self.introspection_failures = 0
 
     # -- lifecycle -----------------------------------------------------------------------------
     async def start(self) -> None:
@@ -231,6 +234,7 @@ class EffectRunner:
         )
         auth = b"Basic " + base64.b64encode(credentials.encode())
         body = f"token={quote(effect.token, safe='')}&token_type_hint=access_token".encode()
+        self.introspections += 1
         try:
             result = await asyncio.wait_for(
                 self.fetcher.post_form(provider.endpoint, body, [(b"authorization", auth)]), provider.timeout
@@ -239,6 +243,7 @@ class EffectRunner:
                 raise ValueError(f"introspection answered {result.status}")
             return orjson.loads(result.body)
         except Exception as exc:
+            self.introspection_failures += 1
             logger.warning("introspection at %s failed: %s", provider.endpoint, str(exc)[:200])
             return None
 
