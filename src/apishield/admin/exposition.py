@@ -23,8 +23,9 @@ from __future__ import annotations
 
 import logging
 import math
+from typing import Any
 
-from apishield.admin.registry import Counter, Family, Gauge, Histogram, Labels, Registry
+from apishield.admin.registry import Counter, Family, Histogram, Labels, Registry
 
 __all__ = ["OPENMETRICS", "TEXT_004", "negotiate", "number", "render"]
 
@@ -71,47 +72,69 @@ def _labels(names: tuple[str, ...], values: Labels, extra: str = "") -> str:
     return "{" + ",".join(parts) + "}" if parts else ""
 
 
-def _family(family: Family, openmetrics: bool, out: list[str]) -> None:
+def _heads(family: Family, key: Labels) -> Any:
+    """The text before the value of each line of one series, formatted once and kept on the family."""
+    heads = family.line_heads.get(key)
+    if heads is not None:
+        return heads
+    name, names = family.name, family.labels
+    if isinstance(family, Histogram):
+        bounds = ['le="' + repr(b) + '"' for b in family.buckets] + ['le="+Inf"']
+        labels = _labels(names, key)
+        heads = (
+            [f"{name}_bucket{_labels(names, key, le)} " for le in bounds],
+            f"{name}_count{labels} ",
+            f"{name}_sum{labels} ",
+        )
+    elif isinstance(family, Counter):
+        heads = f"{name}_total{_labels(names, key)} "
+    else:
+        heads = f"{name}{_labels(names, key)} "
+    family.line_heads[key] = heads
+    return heads
+
+
+def _family(family: Family, snapshot: list[tuple[Labels, Any]], openmetrics: bool, out: list[str]) -> None:
     name = family.name
     if isinstance(family, Counter):
         typed = name if openmetrics else name + "_total"
-        out.append(f"# HELP {typed} {_escape_help(family.help)}")
-        out.append(f"# TYPE {typed} counter")
-        for key, value in sorted(family.snapshot()):
-            out.append(f"{name}_total{_labels(family.labels, key)} {number(value)}")
-    elif isinstance(family, Gauge):
-        out.append(f"# HELP {name} {_escape_help(family.help)}")
-        out.append(f"# TYPE {name} gauge")
-        for key, value in sorted(family.snapshot()):
-            out.append(f"{name}{_labels(family.labels, key)} {number(value)}")
-    elif isinstance(family, Histogram):
-        out.append(f"# HELP {name} {_escape_help(family.help)}")
-        out.append(f"# TYPE {name} histogram")
-        bounds = ['le="' + repr(b) + '"' for b in family.buckets] + ['le="+Inf"']
+        kind = "counter"
+    else:
+        typed, kind = name, family.kind
+    out.append(f"# HELP {typed} {_escape_help(family.help)}")
+    out.append(f"# TYPE {typed} {kind}")
+    if isinstance(family, Histogram):
         scale = family.per_second
-        for key, series in sorted(family.snapshot()):
+        for key, series in sorted(snapshot):
+            buckets, count, total = _heads(family, key)
             running = 0
-            for le, count in zip(bounds, series[1:], strict=True):
-                running += int(count)
-                out.append(f"{name}_bucket{_labels(family.labels, key, le)} {running}")
-            labels = _labels(family.labels, key)
-            out.append(f"{name}_count{labels} {running}")
-            total = series[0] if scale == 1 else series[0] / scale
-            out.append(f"{name}_sum{labels} {number(float(total))}")
+            for head, observed in zip(buckets, series[1:], strict=True):
+                running += int(observed)
+                out.append(head + str(running))
+            out.append(count + str(running))
+            out.append(total + number(float(series[0] if scale == 1 else series[0] / scale)))
+    else:
+        for key, value in sorted(snapshot):
+            out.append(_heads(family, key) + number(value))
 
 
 def render(registry: Registry, content_type: str = TEXT_004) -> bytes:
-    """Refresh the collected values and render every family (under the registry's lock)."""
+    """Refresh the collected values and render every family.
+
+    The lock is held while the collectors run and the numbers are copied,
+    not while the text is formatted.
+    """
     openmetrics = content_type == OPENMETRICS
-    out: list[str] = []
     with registry.locked():
         for refresh in registry.collectors:
             try:
                 refresh()
             except Exception:  # a failing source must not take the other metrics down
                 logger.exception("metrics collector %s failed", getattr(refresh, "__qualname__", refresh))
-        for family in registry.families.values():
-            _family(family, openmetrics, out)
+        snapshots = [(family, family.snapshot()) for family in registry.families.values()]
+    out: list[str] = []
+    for family, snapshot in snapshots:
+        _family(family, snapshot, openmetrics, out)
     if openmetrics:
         out.append("# EOF")
     return ("\n".join(out) + "\n").encode()

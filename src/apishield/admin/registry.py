@@ -33,7 +33,7 @@ import threading
 from bisect import bisect_left
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import ClassVar
+from typing import Any, ClassVar
 
 __all__ = ["OVERFLOW", "Counter", "Family", "Gauge", "Histogram", "Registry"]
 
@@ -49,6 +49,10 @@ class Family:
 
     kind: ClassVar[str] = "untyped"
 
+    def snapshot(self) -> list[tuple[Labels, Any]]:
+        """A copy of every series (label set and value), taken under the registry's lock."""
+        return []
+
     def __init__(self, name: str, help: str, labels: Sequence[str] = (), max_series: int = 1000) -> None:
         if not _NAME.match(name):
             raise ValueError(f"invalid metric name {name!r}")
@@ -62,6 +66,7 @@ class Family:
         self.labels = tuple(labels)
         self.max_series = max_series if labels else 1
         self.overflowed = 0
+        self.line_heads: dict[Labels, Any] = {}  # the exposition's formatted label sets, per series
         self._overflow_key: Labels = tuple(OVERFLOW for _ in labels)
 
     def _admit(self, key: Labels, size: int) -> Labels:
