@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -12,7 +13,7 @@ import pytest
 from apishield.admin import AdminConfigError, AdminServer, Answer, Check, Route, build_admin_server
 from apishield.admin.app import AdminRequest
 from apishield.config.audit import AdminPolicy
-from tests.admin.support import LoopThread
+from tests.admin.support import LoopThread, parse_exposition
 from tests.support import http
 
 TOKEN = "s3cret-admin-token-for-tests"
@@ -168,3 +169,30 @@ def test_port_zero_reports_the_bound_port_and_stop_closes_it(loop: LoopThread, t
         http(port, "GET", "/healthz", timeout=2)
     with pytest.raises(RuntimeError):
         _ = server.port
+
+
+def test_readiness_fails_while_fetched_keys_are_unusable(loop: LoopThread, tmp_path: Path) -> None:
+    from types import SimpleNamespace
+
+    from apishield.auth.jwks import KeySetState
+    from apishield.auth.token_cache import TokenCache
+
+    keys = KeySetState("https://issuer.example", 60, 3600, 300, 10, 600)
+    provider = SimpleNamespace(issuer="https://issuer.example", jwks_uri="https://issuer.example/jwks")
+    auth = SimpleNamespace(
+        token_cache=TokenCache(1),
+        introspection_cache=TokenCache(1),
+        api_key_cache=TokenCache(1),
+        issuers={"https://issuer.example": SimpleNamespace(provider=provider, keys=keys)},
+    )
+    server = start(loop, build_admin_server(AdminPolicy(port=0), tmp_path, auth=auth))  # type: ignore[arg-type]
+    try:
+        server.readiness.started()
+        never_fetched = http(server.port, "GET", "/readyz")
+        assert never_fetched.status == 503 and never_fetched.json()["failed"] == ["jwks"]
+        keys.fetched(object(), "max-age=300", time.time())
+        assert http(server.port, "GET", "/readyz").status == 200
+        usable = parse_exposition(http(server.port, "GET", "/metrics").body.decode())
+        assert usable.value("apishield_jwks_keys_usable", issuer="https://issuer.example") == 1
+    finally:
+        loop.run(server.stop())
