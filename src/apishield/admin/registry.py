@@ -49,10 +49,6 @@ class Family:
 
     kind: ClassVar[str] = "untyped"
 
-    def snapshot(self) -> list[tuple[Labels, Any]]:
-        """A copy of every series (label set and value), taken under the registry's lock."""
-        return []
-
     def __init__(self, name: str, help: str, labels: Sequence[str] = (), max_series: int = 1000) -> None:
         if not _NAME.match(name):
             raise ValueError(f"invalid metric name {name!r}")
@@ -68,6 +64,10 @@ class Family:
         self.overflowed = 0
         self.line_heads: dict[Labels, Any] = {}  # the exposition's formatted label sets, per series
         self._overflow_key: Labels = tuple(OVERFLOW for _ in labels)
+
+    def snapshot(self) -> list[tuple[Labels, Any]]:
+        """A copy of every series (label set and value), taken under the registry's lock."""
+        return []
 
     def _admit(self, key: Labels, size: int) -> Labels:
         """The key to store under: ``key`` itself while there is room, else the overflow key."""
