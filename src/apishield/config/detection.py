@@ -23,9 +23,7 @@ events so the detectors see all of them). Key names are a public contract::
       blocks:
         store: redis://127.0.0.1:6379/0   # memory (this process only) | redis:// URL
         key_prefix: "apishield:blocks:"
-        block_for: 1h
-        throttle_for: 1h
-        throttle_rate: 60/min
+        throttle_rate: 60/min    # what a throttled caller keeps (how long: the detector's block_duration)
         resync_interval: 10s
       stream:                    # several instances: events pooled in a Redis stream
         url: redis://127.0.0.1:6379/0
@@ -163,10 +161,8 @@ class BlocksPolicy(_Model):
     # kept across restarts, changes reach every instance through pub/sub
     store: str = "memory"
     key_prefix: str = "apishield:blocks:"
-    # how long an automatic response lasts
-    block_for: Duration = 3600.0
-    throttle_for: Duration = 3600.0
-    # the rate a throttled caller keeps (COUNT/PERIOD, per gateway process)
+    # the rate a throttled caller keeps (COUNT/PERIOD, per gateway process); how long a response
+    # lasts is the detector's block_duration (detection.detectors.<name>.block_duration)
     throttle_rate: str = "60/min"
     # a full reload of the shared store this often, besides the change notifications
     resync_interval: Duration = 10.0
@@ -183,9 +179,7 @@ class BlocksPolicy(_Model):
         return value
 
     @model_validator(mode="after")
-    def _durations(self) -> BlocksPolicy:
-        if self.block_for <= 0 or self.throttle_for <= 0:
-            raise ValueError("block_for and throttle_for must be longer than 0")
+    def _interval(self) -> BlocksPolicy:
         if self.resync_interval <= 0:
             raise ValueError("resync_interval must be longer than 0")
         return self
