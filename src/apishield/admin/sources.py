@@ -45,7 +45,9 @@ class AuditWriterLike(Protocol):
     """
 
     taps: list[Tap]
-    stats: Any
+
+    @property
+    def stats(self) -> Any: ...
 
 
 def watch_build(registry: Registry) -> None:
@@ -203,45 +205,64 @@ def watch_limiter(registry: Registry, limiter: Any) -> None:
 
 
 _WRITER_COUNTERS = {
-    "written": "Audit events the sink accepted.",
-    "spilled": "Audit events written to the spill journal (sink down or queue full).",
-    "replayed": "Audit events replayed from the spill journal into the sink.",
-    "dropped": "Audit events lost (no room in the queue nor the journal).",
+    "apishield_audit_events_written_total": ("written", "Audit events the sink accepted."),
+    "apishield_audit_events_spilled_total": (
+        "spilled",
+        "Audit events written to the spill journal (sink down or slow, or queue full).",
+    ),
+    "apishield_audit_events_replayed_total": (
+        "replayed",
+        "Audit events replayed from the spill journal into the sink (part of written).",
+    ),
+    "apishield_audit_events_dropped_total": (
+        "dropped",
+        "Audit events lost (journal full or unwritable, unreadable journal lines).",
+    ),
+    "apishield_audit_events_acknowledged_total": (
+        "acknowledged",
+        "Audit events made durable before their response was sent (durability: acknowledged).",
+    ),
+    "apishield_audit_batches_total": ("batches", "Batches the sink accepted."),
+    "apishield_audit_tap_errors_total": ("tap_errors", "Batches a tap (metrics, detectors) failed on."),
+}
+_WRITER_GAUGES = {
+    "apishield_audit_queue_depth": ("queue_depth", "Audit events waiting in memory for the writer."),
+    "apishield_audit_journal_bytes": (
+        "journal_bytes",
+        "Bytes in the spill journal the sink has not confirmed.",
+    ),
+    "apishield_audit_sink_up": ("sink_up", "1 when the audit sink accepts writes."),
 }
 
 
 def watch_audit(registry: Registry, writer: AuditWriterLike | None, queue: Any = None) -> None:
     """The audit trail's health: queue depth, events written, spilled, replayed, dropped; sink up.
 
-    ``queue`` is the pipeline's :class:`~apishield.core.stages.audit.AuditQueue`
-    (events produced, and the depth when the writer does not report one).
+    Read from the writer's ``stats`` (:class:`apishield.audit.writer.WriterStats`);
+    a member it lacks is not exported. ``queue`` is the pipeline's
+    :class:`~apishield.core.stages.audit.AuditQueue`: the events produced,
+    and the queue depth when there is no writer (``audit.sink: off``).
     """
-    depth = registry.gauge("apishield_audit_queue_depth", "Audit events waiting for the writer.")
-    emitted = registry.counter("apishield_audit_events_emitted_total", "Audit events produced by requests.")
     counters = {
-        key: registry.counter(f"apishield_audit_events_{key}_total", text)
-        for key, text in _WRITER_COUNTERS.items()
+        attribute: registry.counter(name, text) for name, (attribute, text) in _WRITER_COUNTERS.items()
     }
-    sink_up = registry.gauge("apishield_audit_sink_up", "1 when the audit sink accepts writes.")
+    gauges = {attribute: registry.gauge(name, text) for name, (attribute, text) in _WRITER_GAUGES.items()}
+    emitted = registry.counter("apishield_audit_events_emitted_total", "Audit events produced by requests.")
 
     def refresh() -> None:
         stats = writer.stats if writer is not None else None
-        queued = getattr(stats, "queue_depth", None)
-        if queued is None and queue is not None:
-            queued = len(queue)
-        if queued is not None:
-            depth.set((), queued)
-        if queue is not None:
-            emitted.set_total((), queue.emitted)
-        if stats is None:
-            return
-        for key, counter in counters.items():
-            value = getattr(stats, key, None)
+        for attribute, counter in counters.items():
+            value = getattr(stats, attribute, None)
             if value is not None:
                 counter.set_total((), value)
-        up = getattr(stats, "sink_up", None)
-        if up is not None:
-            sink_up.set((), 1 if up else 0)
+        for attribute, gauge in gauges.items():
+            value = getattr(stats, attribute, None)
+            if value is not None:
+                gauge.set((), float(value))
+        if queue is not None:
+            emitted.set_total((), queue.emitted)
+            if stats is None:
+                gauges["queue_depth"].set((), len(queue))
 
     registry.collector(refresh)
 
