@@ -1,0 +1,1 @@
+"""The audit trail: OCSF events per request, their writer, sinks, journal and hash chain."""
