@@ -283,7 +283,9 @@ def policy_has_auth() -> bool:
     return "auth" in Config.model_fields
 
 
-def policy(port: int, upstream_port: int, requests: str, responses: str) -> str:
+def policy(
+    port: int, upstream_port: int, requests: str, responses: str, audit: dict[str, Any] | None = None
+) -> str:
     """A policy like examples/customer_api/apishield.yaml; JSON is valid YAML and quotes ``"off"``.
 
     The limits are the example policy's. ``openapi`` is absolute: the policy lives in a temp dir.
@@ -296,6 +298,8 @@ def policy(port: int, upstream_port: int, requests: str, responses: str) -> str:
         "validation": {"requests": requests, "responses": responses, "unknown_query_params": "reject"},
         "limits": {"max_body_bytes": 65536, "max_json_depth": 32, "max_string_length": 4096},
     }
+    if audit is not None:
+        data["audit"] = audit
     if policy_has_auth():
         # The document requires an OAuth 2.0 token (customers:write) for the operation. The
         # benchmark measures proxying and validation, not token checks: make it public.
@@ -552,6 +556,9 @@ def markdown(
         "passthrough_over_nginx": "pass-through ÷ nginx",
         "jwt_over_validation": "cached JWT ÷ no auth (both validating)",
         "rules_over_jwt": "rules on ÷ rules off (both with JWT)",
+        "sqlite_over_audit_off": "audit to SQLite ÷ audit off (both validating)",
+        "jsonl_over_audit_off": "audit to JSON lines ÷ audit off",
+        "postgresql_over_audit_off": "audit to PostgreSQL ÷ audit off",
     }
     for key, r in ratios.items():
         if r is None:
@@ -634,6 +641,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help=f"taskset: proxies on CPU {PROXY_CPUS}, wrk and upstream on CPU {LOAD_CPUS}",
     )
     p.add_argument("--two-workers", action="store_true", help="add apishield validation with 2 workers")
+    p.add_argument(
+        "--audit",
+        action="store_true",
+        help="add validation with the audit trail off, to JSON lines, and to PostgreSQL "
+        "(the validation target writes to the default SQLite sink)",
+    )
     p.add_argument(
         "--security",
         action="store_true",
@@ -742,10 +755,27 @@ def bench(args: argparse.Namespace, procs: Processes, tmp: Path) -> dict[str, An
         gateways.append(
             ("rules", "apishield validation + JWT + rules (1 worker)", "enforce", "strip", 1, proxy_cpus)
         )
+    audits: dict[str, dict[str, Any]] = {"validation": {"path": str(tmp / "audit.db")}}
+    if args.audit:
+        audits["audit_off"] = {"sink": "off"}
+        audits["audit_jsonl"] = {"sink": "jsonl", "path": str(tmp / "audit.jsonl")}
+        audits["audit_postgresql"] = {
+            "sink": "postgresql",
+            "dsn": os.environ.get("APISHIELD_BENCH_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
+            + "?schema=bench_audit",
+        }
+        for key, what in (
+            ("audit_off", "off"),
+            ("audit_jsonl", "JSON lines"),
+            ("audit_postgresql", "PostgreSQL"),
+        ):
+            gateways.append(
+                (key, f"apishield validation, audit {what} (1 worker)", "enforce", "strip", 1, proxy_cpus)
+            )
     for key, label, req_mode, resp_mode, workers, cpus in gateways:
         port = free_port()
         config = tmp / f"policy-{key}.yaml"
-        text = policy(port, up_port, req_mode, resp_mode)
+        text = policy(port, up_port, req_mode, resp_mode, audits.get(key))
         if key in ("jwt", "rules") and security is not None:
             text = security_policy(text, security[0], with_rules=key == "rules")
         config.write_text(text)
@@ -810,6 +840,9 @@ def bench(args: argparse.Namespace, procs: Processes, tmp: Path) -> dict[str, An
         "passthrough_over_nginx": ratio(targets, "passthrough", "nginx", TARGET_PASSTHROUGH_OVER_NGINX),
         "jwt_over_validation": ratio(targets, "jwt", "validation", 0.9),
         "rules_over_jwt": ratio(targets, "rules", "jwt", 0.9),
+        "sqlite_over_audit_off": ratio(targets, "validation", "audit_off", 0.9),
+        "jsonl_over_audit_off": ratio(targets, "audit_jsonl", "audit_off", 0.9),
+        "postgresql_over_audit_off": ratio(targets, "audit_postgresql", "audit_off", 0.9),
     }
     meta["finished"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
     meta["loadavg_after"] = Path("/proc/loadavg").read_text().split()[:3]

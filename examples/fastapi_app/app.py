@@ -642,11 +642,14 @@ def owner_loader(store: Store) -> Any:
 
 
 def create_app(
-    db_path: str | None = None, policy: str | os.PathLike[str] | None = None, decision_log: int | None = 2
+    db_path: str | None = None,
+    policy: str | os.PathLike[str] | None = None,
+    decision_log: Literal["policy"] | None = "policy",
 ) -> Any:
     """The application behind Shield; ``policy`` defaults to ``apishield.yaml`` beside this file.
 
-    ``decision_log`` is where Shield writes its decision records (stderr; None: in memory only).
+    ``decision_log`` is where Shield writes its audit events: ``"policy"``, the policy's
+    ``audit:`` sink; None: in memory only.
     """
     store = Store(db_path or os.environ.get("CUSTOMER_API_DB", str(HERE / "customers.db")))
     app = build_app(store)

@@ -19,7 +19,6 @@ from __future__ import annotations
 import asyncio
 import importlib.util
 import json
-import os
 import shutil
 import signal
 import sys
@@ -64,13 +63,22 @@ def load_example_app(folder: Path, db_path: Path) -> Any:
 
 
 def demo_policy(
-    folder: Path, tmp: Path, upstream_port: int, port: int, provider: dict[str, Any], revocation_store: str
+    folder: Path,
+    tmp: Path,
+    upstream_port: int,
+    port: int,
+    provider: dict[str, Any],
+    revocation_store: str,
+    admin_port: int = 9090,
 ) -> Path:
-    """The example policy, pointed at this run's ports, issuer and revocation log."""
+    """The example policy, pointed at this run's ports, issuer, revocation log and audit database."""
     policy = yaml.safe_load((folder / "apishield.yaml").read_text())
     policy["openapi"] = str(folder / "openapi.yaml")
     policy["upstream"] = f"http://127.0.0.1:{upstream_port}"
     policy["listen"] = {"host": "127.0.0.1", "port": port}
+    policy["audit"] = {**policy.get("audit", {}), "sink": "sqlite", "path": str(tmp / "audit.db")}
+    policy["admin"] = {**policy.get("admin", {}), "host": "127.0.0.1", "port": admin_port}
+    policy.setdefault("detection", {})  # detectors on their defaults; alerts beside the audit database
     policy["auth"]["jwt"] = [{**policy["auth"]["jwt"][0], **provider}]
     policy["auth"]["revocation"] = {"store": revocation_store, "poll_interval": 0.25}
     path = tmp / "apishield.yaml"
@@ -213,7 +221,7 @@ def _print_walkthrough(results: list[tuple[Step, int, str]]) -> None:
     print()
 
 
-async def _serve(port: int, upstream_port: int, issuer_port: int, walk: bool) -> int:
+async def _serve(port: int, upstream_port: int, issuer_port: int, walk: bool, admin_port: int = 9090) -> int:
     from apishield.issuer import create_issuer_app
     from apishield.issuer.demo import bootstrap_demo
 
@@ -225,15 +233,14 @@ async def _serve(port: int, upstream_port: int, issuer_port: int, walk: bool) ->
         print("preparing the demo issuer (keys, clients, users)...", file=sys.stderr, flush=True)
         demo = await asyncio.to_thread(bootstrap_demo, tmp / "issuer", issuer_url, "customer-api")
         policy = demo_policy(
-            folder, tmp, upstream_port, port, demo.gateway_jwt_provider(), demo.revocation_store
+            folder, tmp, upstream_port, port, demo.gateway_jwt_provider(), demo.revocation_store, admin_port
         )
         runtime = load_runtime(policy)
         gateway = Gateway.from_runtime(runtime)
-        decisions = tmp / "decisions.jsonl"
-        decision_fd = os.open(decisions, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-        gateway.decision_fd = decision_fd  # keep the walkthrough readable; the log is one tail -f away
+        # the issuer's Authentication events go to the same audit trail (and detectors) as the gateway's
+        issuer_app = create_issuer_app(demo.settings, audit=runtime.pipeline.recorder)
         servers = [
-            QuietServer(uvicorn_config(create_issuer_app(demo.settings), "127.0.0.1", issuer_port)),
+            QuietServer(uvicorn_config(issuer_app, "127.0.0.1", issuer_port)),
             QuietServer(
                 uvicorn_config(load_example_app(folder, tmp / "customers.db"), "127.0.0.1", upstream_port)
             ),
@@ -272,7 +279,9 @@ apishield demo
   issuer            {issuer_url}   (OAuth 2.0: clients mobile-app, partner-portal, globex-portal)
   users             alice, bob, carol, dave, erin, frank (customers 1-6), sam (support);
                     password "{PASSWORD}"
-  decision log      {decisions}   (one JSON line per refused or modified request)
+  audit trail       {tmp / "audit.db"}   (one OCSF event per request and sign-in)
+                    apishield events --db {tmp / "audit.db"}
+  admin             http://127.0.0.1:{admin_port}/metrics   (Prometheus), /healthz, /readyz
 """)
         if walk:
             results = await asyncio.to_thread(
@@ -289,7 +298,6 @@ Press Ctrl-C to stop.""",
             flush=True,
         )
         await asyncio.gather(*tasks)
-        os.close(decision_fd)
         print("\nstopped.")
         return 0
     finally:

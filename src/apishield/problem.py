@@ -28,6 +28,7 @@ __all__ = [
     "Problem",
     "RequestFailed",
     "ResponseInvalid",
+    "ServiceUnavailable",
     "UnsupportedMediaType",
     "UpstreamFailed",
     "ValidationFailed",
@@ -158,6 +159,14 @@ class GatewayTimeout(Problem):
     status = 504
     slug = "gateway-timeout"
     title = "Gateway timeout"
+
+
+class ServiceUnavailable(Problem):
+    """The gateway cannot take the request now (e.g. its audit event cannot be made durable)."""
+
+    status = 503
+    slug = "service-unavailable"
+    title = "Service unavailable"
 
 
 class UpstreamFailed(Problem):

@@ -217,14 +217,26 @@ def build_pipeline(
         instance=instance or default_instance(),
         every_request=audit.events == "all",
         redactor=Redactor(audit.redact) if audit.redact else None,
-        enabled=audit.sink != "off",
+        # without a sink the events still feed the admin metrics and the detectors
+        enabled=audit.sink != "off" or config.admin is not None or config.detection is not None,
     )
+    # detection responses: blocks and throttles, enforced from a local mirror of the shared block store
+    ip_blocks: list[Stage] = []
+    principal_blocks: list[Stage] = []
+    if config.detection is not None and config.detection.enabled:
+        from apishield.core.stages.blocklist import IPBlockStage, PrincipalBlockStage
+        from apishield.detect.blocks import BlockList
+
+        blocklist = BlockList()
+        ip_blocks.append(IPBlockStage(blocklist, trusted))
+        principal_blocks.append(PrincipalBlockStage(blocklist))
     stages: list[Stage] = [
         audit_stage,
         ResponseHeadersStage(),
         *edge,
         UniformFailureStage(rules),
         hygiene,
+        *ip_blocks,
         *preflight,
         RouteStage(api.router),
         *early,
@@ -235,6 +247,7 @@ def build_pipeline(
             config.auth.realm,
         ),
         AuthenticationStage(auth),
+        *principal_blocks,
         AuthorizationStage(plans, config.auth.realm, authz.operations),
         *late,
         validation,

@@ -45,6 +45,7 @@ import orjson
 from authlib.oauth2.rfc6749 import OAuth2Error  # type: ignore[import-untyped, unused-ignore]
 
 from apishield.audit.instance import default_instance
+from apishield.audit.writer import AuditWriter
 from apishield.core.stages.audit import AuditQueue
 from apishield.issuer.audit import LOGOFF, LOGON, authentication_event, basic_client_id, error_code
 from apishield.issuer.keys import KeyRing
@@ -116,9 +117,13 @@ class IssuerApp:
     ) -> None:
         self.settings = settings
         self.clock = clock
-        # OCSF Authentication events (issuer.audit): drained by the writer that owns the queue
-        self.audit = audit if audit is not None else AuditQueue()
+        # OCSF Authentication events: drained by the writer that owns the queue (a gateway's in the
+        # same process), or by this issuer's own writer when its settings have an ``audit:`` section
         self.instance = default_instance()
+        self.audit = audit if audit is not None else AuditQueue()
+        self.writer: AuditWriter | None = None
+        if audit is None and settings.audit is not None:
+            self.writer = AuditWriter.from_policy(self.audit, settings.audit, Path.cwd(), self.instance)
         # OAuth work runs here: few threads (Python code contends for the GIL; argon2 needs 64 MiB each)
         self._pool = ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="issuer")
         base = Path.cwd()
@@ -184,6 +189,8 @@ class IssuerApp:
         while True:
             message = await receive()
             if message["type"] == "lifespan.startup":
+                if self.writer is not None:
+                    await self.writer.start()
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
                 await self.aclose()
@@ -194,6 +201,8 @@ class IssuerApp:
         return await asyncio.get_running_loop().run_in_executor(self._pool, fn, *args)
 
     async def aclose(self) -> None:
+        if self.writer is not None:
+            await self.writer.stop()
         self._pool.shutdown(wait=True)
         await asyncio.to_thread(self.store.close)
         if self._own_revocations:
@@ -490,14 +499,17 @@ def create_issuer_app(
     *,
     revocation_store: RevocationStore | None = None,
     clock: Callable[[], float] = time.time,
+    audit: AuditQueue | None = None,
 ) -> IssuerApp:
     """The issuer as an ASGI app: opens the store, creates the signing keys on first start.
 
     ``revocation_store`` replaces the one named by ``settings.revocation_store``
-    (for a gateway in the same process sharing a ``memory`` store); ``clock`` is
-    for tests.
+    (for a gateway in the same process sharing a ``memory`` store); ``audit``
+    is the queue its Authentication events go to (a gateway's in the same
+    process, whose writer drains it), else its own, written per
+    ``settings.audit``; ``clock`` is for tests.
     """
-    return IssuerApp(settings, revocation_store=revocation_store, clock=clock)
+    return IssuerApp(settings, revocation_store=revocation_store, clock=clock, audit=audit)
 
 
 def serve(settings: IssuerSettings, host: str | None = None, port: int | None = None) -> None:

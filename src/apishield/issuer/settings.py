@@ -19,6 +19,7 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from apishield.config.audit import AuditPolicy
 from apishield.config.auth import loopback_or_https
 from apishield.config.duration import Duration
 from apishield.config.load import ConfigError, issues_from_validation, read_mapping
@@ -109,6 +110,10 @@ class IssuerSettings(_Model):
     password_hash: PasswordHashSettings = PasswordHashSettings()
     listen: ListenSettings = ListenSettings()
     max_body_bytes: Annotated[int, Field(ge=1024, le=1_048_576)] = 65_536
+    # where the OCSF Authentication events of sign-ins, grants and revocations go (the gateway's
+    # ``audit:`` keys); without it they are kept in memory only, unless a gateway in the same
+    # process shares its audit queue (``apishield demo``)
+    audit: AuditPolicy | None = None
 
     @field_validator("issuer")
     @classmethod

@@ -35,14 +35,14 @@ raises after its answer is logged. WebSocket connections are refused
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Literal
 
 import orjson
 
+from apishield.audit.writer import AuditUnavailable
 from apishield.auth.principal import Principal
 from apishield.core.effects import FetchResource
 from apishield.core.exchange import Exchange, Reply, RequestHead
@@ -60,12 +60,12 @@ from apishield.middleware.lifespan import run_lifespan
 from apishield.middleware.loader import DocumentSource, load_middleware_runtime
 from apishield.middleware.resources import ResourceLoader, ResourceRequest, check_loaders, load_resource
 from apishield.middleware.types import ASGIApp, Receive, Scope, Send
-from apishield.problem import BadGateway, Problem
+from apishield.problem import BadGateway, Problem, ServiceUnavailable
 from apishield.ratelimit.service import RateLimitService
 from apishield.runtime import Runtime
 from apishield.services.asgi_body import ClientGone, read_request_body
-from apishield.services.decision_writer import encode, flush_periodically, write_lines
 from apishield.services.effects import EffectRunner
+from apishield.services.observability import Observability
 
 __all__ = ["Shield", "principal_of"]
 
@@ -107,9 +107,10 @@ class Shield:
     names: a mapping, a callable returning one (``app.openapi``), or a file path;
     with it the policy needs no ``openapi:`` key, and ``upstream:`` is never
     needed. ``resources`` maps operation ids to ownership loaders
-    (:mod:`apishield.middleware.resources`). ``decision_log`` is the file
-    descriptor the decision records are written to (stderr by default; None
-    keeps them in memory only, in ``shield.pipeline.recorder``). A prepared
+    (:mod:`apishield.middleware.resources`). The audit events go to the
+    policy's ``audit:`` sink (SQLite by default); ``decision_log=None`` keeps
+    them in memory only (``shield.pipeline.recorder``, bounded) and starts
+    no writer, detection or admin listener: for tests and embedding. A prepared
     :class:`~apishield.runtime.Runtime` may be given instead of ``config``.
     """
 
@@ -121,7 +122,7 @@ class Shield:
         openapi: DocumentSource | None = None,
         resources: Mapping[str, ResourceLoader] | None = None,
         runtime: Runtime | None = None,
-        decision_log: int | None = 2,
+        decision_log: Literal["policy"] | None = "policy",
     ) -> None:
         if runtime is None:
             if config is None:
@@ -138,7 +139,11 @@ class Shield:
         self.resources = check_loaders(resources, runtime)
         self.effects = EffectRunner(runtime.auth, runtime.loaded.base_dir) if runtime.auth.enabled else None
         self.ratelimits = RateLimitService.for_pipeline(runtime.pipeline)
-        self.decision_fd = decision_log
+        self.observability: Observability | None = None
+        if decision_log is not None:
+            self.observability = Observability.for_runtime(
+                runtime, effects=self.effects, limiter=self.ratelimits
+            )
         self.max_response_bytes = self.config.limits.max_response_bytes
         identity = self.config.auth.identity_headers
         self._service_subject_header = identity.subject.lower().encode("latin-1")
@@ -146,38 +151,27 @@ class Shield:
         # the core drops Host unless proxy.preserve_host; in process the client's Host is put back
         self._preserve_host = self.config.proxy.preserve_host
         self._started = False
-        self._flusher: asyncio.Task[None] | None = None
 
     # -- lifespan ------------------------------------------------------------------------------
     async def startup(self) -> None:
-        if self._flusher is None and self.decision_fd is not None:
-            self._flusher = asyncio.create_task(self._flush_decisions())
         if not self._started:
             self._started = True
+            if self.observability is not None:
+                await self.observability.start()
             if self.ratelimits is not None:
                 await self.ratelimits.start()
             if self.effects is not None:
                 await self.effects.start()
 
     async def shutdown(self) -> None:
-        if self._flusher is not None:
-            self._flusher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._flusher
-            self._flusher = None
         if self._started:
             self._started = False
+            if self.observability is not None:
+                await self.observability.stop()  # after the last request: everything queued is written
             if self.effects is not None:
                 await self.effects.stop()
             if self.ratelimits is not None:
                 await self.ratelimits.stop()
-
-    async def _flush_decisions(self) -> None:
-        """Write the decision log in one system call per interval (stderr by default)."""
-        await flush_periodically(self.pipeline.recorder, self.decision_fd)
-
-    def _write_decisions(self, data: bytes) -> None:
-        write_lines(self.decision_fd, data)
 
     # -- ASGI ----------------------------------------------------------------------------------
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -224,15 +218,30 @@ class Shield:
                 reply = pipeline.finish(ex)
                 call.sent = False
             if not call.sent:
-                await self._send(reply, head.method, send)
+                await self._send(ex, reply, send)
         finally:
             if self.ratelimits is not None:
                 self.ratelimits.release(ex)  # concurrency slots end with the exchange
         await self._after(ex)
 
-    async def _send(self, reply: Reply, method: str, send: Send) -> None:
+    async def _send(self, ex: Exchange, reply: Reply, send: Send) -> None:
+        observability = self.observability
+        if observability is not None and observability.acknowledged:
+            try:  # durability: acknowledged: send nothing whose audit event could still be lost
+                await observability.durable()
+            except AuditUnavailable:
+                logger.error(
+                    "request %s: its audit event could not be made durable; answering 503", ex.request_id
+                )
+                reply = problem_reply(
+                    ServiceUnavailable(
+                        detail="The request could not be recorded; retry shortly.",
+                        headers=[(b"retry-after", b"1")],
+                    ),
+                    ex.request_id,
+                )
         await send({"type": "http.response.start", "status": reply.status, "headers": reply.headers})
-        await send({"type": "http.response.body", "body": b"" if method == "HEAD" else reply.body})
+        await send({"type": "http.response.body", "body": b"" if ex.request.method == "HEAD" else reply.body})
 
     async def _after(self, ex: Exchange) -> None:
         if ex.after_effects:
@@ -240,8 +249,9 @@ class Shield:
                 self.ratelimits.after(ex.after_effects)
             if self.effects is not None:
                 await self.effects.after(ex.after_effects)
-        if self._flusher is None:  # no lifespan: write the records now rather than never
-            self._write_decisions(encode(self.pipeline.recorder.drain()))
+        if not self._started and self.observability is not None:
+            # no lifespan (some servers and test clients skip it): start on the first request
+            await self.startup()
 
     # -- effects -------------------------------------------------------------------------------
     async def _settle(self, ex: Exchange, scope: Scope) -> None:
@@ -386,7 +396,7 @@ class Shield:
             ex.reply = problem_reply(Problem(detail=FAILED), ex.request_id)
             reply = pipeline.finish(ex)
         call.sent = True
-        await self._send(reply, ex.request.method, send)
+        await self._send(ex, reply, send)
 
     def __repr__(self) -> str:
         return f"Shield(app={self.app!r}, policy={str(self.runtime.loaded.path)!r})"

@@ -11,8 +11,6 @@ traceback; it becomes a 500 problem and is logged with the request id.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import gc
 import logging
 from pathlib import Path
@@ -20,18 +18,19 @@ from typing import Any
 
 import orjson
 
+from apishield.audit.writer import AuditUnavailable
 from apishield.config.model import Config
 from apishield.core.effects import FetchResource
-from apishield.core.exchange import Exchange, RequestHead
+from apishield.core.exchange import Exchange, Reply, RequestHead
 from apishield.core.pipeline import Pipeline
 from apishield.core.stage import problem_reply
-from apishield.problem import BadGateway, GatewayTimeout, Problem
+from apishield.problem import BadGateway, GatewayTimeout, Problem, ServiceUnavailable
 from apishield.proxy.client import UpstreamError, UpstreamPool, UpstreamTimeout
 from apishield.ratelimit.service import RateLimitService
 from apishield.runtime import Runtime
 from apishield.services.asgi_body import ClientGone, read_request_body
-from apishield.services.decision_writer import flush_periodically, write_lines
 from apishield.services.effects import EffectRunner
+from apishield.services.observability import Observability
 from apishield.transport.protocol import client_cert_der
 
 __all__ = ["Gateway"]
@@ -51,16 +50,23 @@ class Gateway:
         self.effects = effects
         self.ratelimits = RateLimitService.for_pipeline(pipeline)
         self._started = False
-        self._flusher: asyncio.Task[None] | None = None
         self.base_dir = Path(".")  # the policy's folder, for relative paths (set by from_runtime)
-        self.decision_fd: int | None = 2  # stderr; None discards (the recorder still keeps recent lines)
+        # the audit writer, detection and the admin listener (set by from_runtime); without it the
+        # events stay in ``pipeline.recorder`` (bounded), as when a pipeline is used on its own
+        self.observability: Observability | None = None
 
     @classmethod
-    def from_runtime(cls, runtime: Runtime, config: Config | None = None) -> Gateway:
-        """The gateway for a loaded policy (``config`` may override it, e.g. the demo's ports)."""
+    def from_runtime(cls, runtime: Runtime, config: Config | None = None, *, admin: bool = True) -> Gateway:
+        """The gateway for a loaded policy (``config`` may override it, e.g. the demo's ports).
+
+        ``admin=False`` leaves out the admin listener (a worker of several, which cannot all bind it).
+        """
         runner = EffectRunner(runtime.auth, runtime.loaded.base_dir) if runtime.auth.enabled else None
         gateway = cls(runtime.pipeline, config or runtime.loaded.config, runner)
         gateway.base_dir = runtime.loaded.base_dir
+        gateway.observability = Observability.for_runtime(
+            runtime, effects=runner, limiter=gateway.ratelimits, admin=admin
+        )
         return gateway
 
     def _make_pool(self) -> UpstreamPool:
@@ -86,27 +92,17 @@ class Gateway:
         gc.freeze()
         if self.pool is None:
             self.pool = self._make_pool()
-        if self._flusher is None:
-            self._flusher = asyncio.create_task(self._flush_decisions())
+        if self.observability is not None:
+            await self.observability.start()
         if self.effects is not None and not self._started:
             self._started = True
             await self.effects.start()
         if self.ratelimits is not None:
             await self.ratelimits.start()
 
-    async def _flush_decisions(self) -> None:
-        """Write the decision log in one system call per interval (stderr by default)."""
-        await flush_periodically(self.pipeline.recorder, self.decision_fd)
-
-    def _write_decisions(self, data: bytes) -> None:
-        write_lines(self.decision_fd, data)
-
     async def shutdown(self) -> None:
-        if self._flusher is not None:
-            self._flusher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._flusher
-            self._flusher = None
+        if self.observability is not None:
+            await self.observability.stop()  # after the last request: everything queued is written
         if self.effects is not None and self._started:
             self._started = False
             await self.effects.stop()
@@ -171,6 +167,8 @@ class Gateway:
                     Problem(detail="The gateway failed; the incident was recorded."), ex.request_id
                 )
                 reply = pipeline.finish(ex)
+            if self.observability is not None and self.observability.acknowledged:
+                reply = await self._acknowledge(ex, reply)
             await send({"type": "http.response.start", "status": reply.status, "headers": reply.headers})
             await send({"type": "http.response.body", "body": b"" if head.method == "HEAD" else reply.body})
         finally:
@@ -181,6 +179,24 @@ class Gateway:
                 self.ratelimits.after(ex.after_effects)
             if self.effects is not None:
                 await self.effects.after(ex.after_effects)
+
+    async def _acknowledge(self, ex: Exchange, reply: Reply) -> Reply:
+        """``durability: acknowledged``: send nothing whose audit event could still be lost."""
+        assert self.observability is not None
+        try:
+            await self.observability.durable()
+        except AuditUnavailable:
+            logger.error(
+                "request %s: its audit event could not be made durable; answering 503", ex.request_id
+            )
+            return problem_reply(
+                ServiceUnavailable(
+                    detail="The request could not be recorded; retry shortly.",
+                    headers=[(b"retry-after", b"1")],
+                ),
+                ex.request_id,
+            )
+        return reply
 
     async def _settle(self, ex: Exchange) -> None:
         """Resolve the effects the pipeline asks for until the phase completes."""
