@@ -305,6 +305,10 @@ Press Ctrl-C to stop.""",
 
 
 def run_demo(
-    port: int = 8080, upstream_port: int = 9000, walkthrough: bool = True, issuer_port: int = 8081
+    port: int = 8080,
+    upstream_port: int = 9000,
+    walkthrough: bool = True,
+    issuer_port: int = 8081,
+    admin_port: int = 9090,
 ) -> int:
-    return asyncio.run(_serve(port, upstream_port, issuer_port, walkthrough))
+    return asyncio.run(_serve(port, upstream_port, issuer_port, walkthrough, admin_port))

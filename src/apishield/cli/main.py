@@ -96,14 +96,27 @@ def serve(config_path: str, host: str | None, port: int | None, workers: int) ->
 @click.option("--port", default=8080, show_default=True, type=int, help="Gateway port.")
 @click.option("--upstream-port", default=9000, show_default=True, type=int, help="Example service port.")
 @click.option("--issuer-port", default=8081, show_default=True, type=int, help="Embedded issuer port.")
+@click.option(
+    "--admin-port", default=9090, show_default=True, type=int, help="Admin listener port (metrics)."
+)
 @click.option("--no-walkthrough", is_flag=True, help="Do not run the example requests at start.")
-def demo(port: int, upstream_port: int, issuer_port: int, no_walkthrough: bool) -> None:
+def demo(port: int, upstream_port: int, issuer_port: int, admin_port: int, no_walkthrough: bool) -> None:
     """Run the example customer API behind the gateway, with its issuer and a walkthrough."""
     from apishield.demo import run_demo
 
-    sys.exit(run_demo(port, upstream_port, walkthrough=not no_walkthrough, issuer_port=issuer_port))
+    sys.exit(
+        run_demo(
+            port,
+            upstream_port,
+            walkthrough=not no_walkthrough,
+            issuer_port=issuer_port,
+            admin_port=admin_port,
+        )
+    )
 
 
+from apishield.cli.alerts import alerts, blocks  # noqa: E402
+from apishield.cli.events import events  # noqa: E402
 from apishield.cli.issuer import clients, issuer, token, users  # noqa: E402
 from apishield.cli.keys import keys  # noqa: E402
 
@@ -137,7 +150,7 @@ def explain(config_path: str, operation: str | None, as_json: bool) -> None:
         click.echo(render_text(data))
 
 
-for _command in (keys, issuer, clients, users, token):
+for _command in (keys, issuer, clients, users, token, events, alerts, blocks):
     main.add_command(_command)
 
 

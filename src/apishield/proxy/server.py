@@ -167,6 +167,12 @@ def run(config_path: str, host: str, port: int, workers: int) -> None:
             from apishield.transport.protocol import TLSHttpToolsProtocol
 
             tls_options["http"] = TLSHttpToolsProtocol  # exposes verified client certificates
+    if workers > 1 and runtime.loaded.config.admin is not None:
+        raise SystemExit(
+            "apishield serve: admin: opens one listener per process, and --workers "
+            f"{workers} would start {workers} processes on admin.port; run several single-worker "
+            "instances (each with its own admin.port) or remove admin: for --workers > 1"
+        )
     if workers > 1:
         os.environ[CONFIG_ENV] = os.path.abspath(config_path)
         uvicorn.run(
