@@ -49,7 +49,9 @@ class _BlockStage(Stage):
 
     def enforce(self, ex: Exchange, block: Block) -> None:
         if block.mode == "block":
-            ex.decide(self.name, "deny", f"{block.kind} blocked: {block.reason or 'no reason given'}", block.id)
+            ex.decide(
+                self.name, "deny", f"{block.kind} blocked: {block.reason or 'no reason given'}", block.id
+            )
             ex.reply = problem_reply(Blocked(detail="Access is blocked for now."), ex.request_id)
             return
         result = self.throttles.check(block)
