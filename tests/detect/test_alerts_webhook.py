@@ -7,7 +7,7 @@ import hashlib
 import hmac
 import logging
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import orjson
@@ -17,6 +17,7 @@ from apishield.config.detection import WebhookPolicy
 from apishield.detect.alerts import Alert, new_alert
 from apishield.detect.signal import Signal
 from apishield.detect.webhook import Webhook, WebhookSender, verify
+from tests.detect.test_blocks import until
 from tests.support import Canned, Recorded, RecordingUpstream, ServerThread
 
 SECRET = "s3cret-for-tests"
@@ -36,15 +37,6 @@ def alert(severity: int = 4, key: str = "sub:mallory") -> Alert:
     return new_alert(
         Signal("enumeration", key, severity, 1_700_000_000_000, "walked ids", {"denied": 30}, ("e1", "e2"))
     )
-
-
-async def until(check: Callable[[], bool], what: str, within: float = 15.0) -> None:
-    """A hang guard, not a timing assertion."""
-    deadline = time.monotonic() + within
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what}: still not the case after {within:.0f} s")
-        await asyncio.sleep(0.02)
 
 
 def expected_signature(request: Recorded) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -158,25 +159,35 @@ def test_memory_store_keeps_a_synced_mirror() -> None:
 # -- the Redis store ---------------------------------------------------------------------------------------
 
 
+@contextlib.contextmanager
+def redis_keys() -> Iterator[tuple[str, str]]:
+    """The test Redis and a key prefix of this test's own, whose keys are deleted afterwards."""
+    url = require_redis()
+    prefix = f"apishield-test:{uuid.uuid4().hex[:12]}:"
+    try:
+        yield url, prefix
+    finally:
+
+        async def clean() -> None:
+            import redis.asyncio as redis
+
+            client = redis.Redis.from_url(url)
+            keys = [k async for k in client.scan_iter(match=prefix + "*")]
+            if keys:
+                await client.delete(*keys)
+            await client.aclose()
+
+        asyncio.run(clean())
+
+
 @pytest.fixture()
 def redis_prefix() -> Iterator[tuple[str, str]]:
-    url = require_redis()
-    prefix = f"apishield-test:{uuid.uuid4().hex[:12]}:blocks:"
-    yield url, prefix
-
-    async def clean() -> None:
-        import redis.asyncio as redis
-
-        client = redis.Redis.from_url(url)
-        keys = [k async for k in client.scan_iter(match=prefix + "*")]
-        if keys:
-            await client.delete(*keys)
-        await client.aclose()
-
-    asyncio.run(clean())
+    with redis_keys() as found:
+        yield found
 
 
-async def until(check: Callable[[], bool], what: str, within: float = 10.0) -> None:
+async def until(check: Callable[[], bool], what: str, within: float = 15.0) -> None:
+    """``tests.support.eventually`` for coroutines: a hang guard, not a timing assertion."""
     deadline = time.monotonic() + within
     while not check():
         if time.monotonic() > deadline:

@@ -14,7 +14,6 @@ import contextlib
 import dataclasses
 import logging
 import time
-import uuid
 from collections.abc import Coroutine, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
@@ -28,7 +27,7 @@ from apishield.detect.service import DetectionService
 from apishield.detect.signal import Signal
 from apishield.proxy.gateway import Gateway
 from apishield.runtime import load_runtime
-from tests.services import require_redis
+from tests.detect.test_blocks import redis_keys, until
 from tests.support import DATA, RecordingUpstream, ServerThread, eventually, http, write_policy
 from tests.tokens import AUDIENCE, ISSUER, JWKSServer, claims, ec_key, sign
 
@@ -127,28 +126,16 @@ def upstream() -> Iterator[tuple[RecordingUpstream, ServerThread]]:
 
 
 @pytest.fixture()
-def shared_redis() -> Iterator[tuple[str, str]]:
-    url = require_redis()
-    prefix = f"apishield-test:{uuid.uuid4().hex[:12]}:"
-    yield url, prefix
-
-    async def clean() -> None:
-        import redis.asyncio as redis
-
-        client = redis.Redis.from_url(url)
-        keys = [k async for k in client.scan_iter(match=prefix + "*")]
-        if keys:
-            await client.delete(*keys)
-        await client.aclose()
-
-    asyncio.run(clean())
+def redis_prefix() -> Iterator[tuple[str, str]]:
+    with redis_keys() as found:
+        yield found
 
 
 def test_block_through_instance_a_is_enforced_by_instance_b_on_the_next_request(
-    tmp_path: Path, upstream: tuple[RecordingUpstream, ServerThread], shared_redis: tuple[str, str]
+    tmp_path: Path, upstream: tuple[RecordingUpstream, ServerThread], redis_prefix: tuple[str, str]
 ) -> None:
     recording, up = upstream
-    url, prefix = shared_redis
+    url, prefix = redis_prefix
     key = ec_key("k1")
     jwks = ServerThread(JWKSServer(key)).start()
     auth = {
@@ -226,10 +213,10 @@ def test_block_through_instance_a_is_enforced_by_instance_b_on_the_next_request(
 
 
 def test_block_survives_a_gateway_restart(
-    tmp_path: Path, upstream: tuple[RecordingUpstream, ServerThread], shared_redis: tuple[str, str]
+    tmp_path: Path, upstream: tuple[RecordingUpstream, ServerThread], redis_prefix: tuple[str, str]
 ) -> None:
     _, up = upstream
-    url, prefix = shared_redis
+    url, prefix = redis_prefix
     detection = {"blocks": {"store": url, "key_prefix": prefix + "blocks:"}, "alerts": {"path": "alerts.db"}}
     policy = write_policy(tmp_path, DATA / "shop31.yaml", up.port, detection=detection)
     with instance(policy, "gw-1", ScriptedEngine()) as first:
@@ -381,11 +368,11 @@ def test_throttle_answers_429_with_retry_after(
 
 
 def test_stream_pools_events_for_one_runner_and_hands_over_the_lease(
-    tmp_path: Path, shared_redis: tuple[str, str]
+    tmp_path: Path, redis_prefix: tuple[str, str]
 ) -> None:
     from apishield.config.model import Config
 
-    url, prefix = shared_redis
+    url, prefix = redis_prefix
     config = Config.model_validate(
         {
             "openapi": "unused.yaml",
@@ -417,13 +404,6 @@ def test_stream_pools_events_for_one_runner_and_hands_over_the_lease(
             await service.start()
             services.append(service)
         try:
-
-            async def until(check: Any, what: str) -> None:
-                deadline = time.monotonic() + 15
-                while not check():
-                    assert time.monotonic() < deadline, what
-                    await asyncio.sleep(0.02)
-
             await until(lambda: any(s.stream and s.stream.leader for s in services), "a runner")
             leader = next(i for i, s in enumerate(services) if s.stream and s.stream.leader)
             other = 1 - leader

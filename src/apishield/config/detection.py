@@ -40,6 +40,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
+from apishield.audit.schema import valid_identifier
 from apishield.config.detectors import DetectorsPolicy
 from apishield.config.duration import Duration
 from apishield.config.ratelimit import parse_rate
@@ -59,7 +60,6 @@ __all__ = [
 SEVERITY_NAMES = {1: "informational", 2: "low", 3: "medium", 4: "high", 5: "critical", 6: "fatal"}
 _SEVERITY_IDS = {name: number for number, name in SEVERITY_NAMES.items()}
 _REDIS_URL = re.compile(r"^(rediss?|unix)://")
-_SCHEMA = re.compile(r"[a-z_][a-z0-9_]{0,62}")
 
 
 def parse_severity(value: Any) -> int:
@@ -89,7 +89,7 @@ def check_postgres_dsn(value: str) -> str:
     if not value.startswith(("postgresql://", "postgres://")):
         raise ValueError(f"dsn is a postgresql:// URL, got {value.split('://', 1)[0]!r}")
     schema = dict(parse_qsl(urlsplit(value).query)).get("schema")
-    if schema is not None and not _SCHEMA.fullmatch(schema):
+    if schema is not None and not valid_identifier(schema):
         raise ValueError("schema= must be a lower-case SQL identifier")
     return value
 

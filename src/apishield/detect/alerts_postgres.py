@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import asyncio
 from typing import Any
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
+from apishield.audit.schema import quote_identifier
+from apishield.audit.sinks.postgres import split_dsn
 from apishield.detect.alerts import (
     AGGREGATE_COLUMNS,
     COLUMNS,
@@ -31,7 +32,7 @@ from apishield.detect.alerts import (
 )
 from apishield.detect.alerts_sqlite import where_clause
 
-__all__ = ["PostgresAlertStore", "split_schema"]
+__all__ = ["PostgresAlertStore"]
 
 _SCHEMA = (
     "CREATE TABLE IF NOT EXISTS apishield_alerts ("
@@ -50,18 +51,9 @@ _UPDATE = (
 )
 
 
-def split_schema(url: str) -> tuple[str, str | None]:
-    """The libpq URL without ``schema=``, and the schema it named."""
-    parts = urlsplit(url)
-    query = parse_qsl(parts.query, keep_blank_values=True)
-    schema = next((v for k, v in query if k == "schema"), None)
-    rest = urlencode([(k, v) for k, v in query if k != "schema"])
-    return urlunsplit(parts._replace(query=rest)), schema
-
-
 class PostgresAlertStore:
     def __init__(self, url: str) -> None:
-        self.dsn, self.schema = split_schema(url)
+        self.dsn, self.schema = split_dsn(url)  # the schema is "public" unless ?schema= names one
         self._pool: Any = None
         self._opening = asyncio.Lock()
 
@@ -76,21 +68,20 @@ class PostgresAlertStore:
     async def _open(self) -> Any:
         import asyncpg
 
-        settings = {"search_path": self.schema} if self.schema else {}
+        schema = quote_identifier(self.schema)
         try:
             conn = await asyncpg.connect(self.dsn, timeout=5)
             try:
                 async with conn.transaction():
                     await conn.execute("SELECT pg_advisory_xact_lock(hashtext('apishield_alerts schema'))")
-                    if self.schema:
-                        await conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{self.schema}"')
-                        await conn.execute(f'SET LOCAL search_path TO "{self.schema}"')
+                    await conn.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
+                    await conn.execute(f"SET LOCAL search_path TO {schema}")
                     for statement in _SCHEMA:
                         await conn.execute(statement)
             finally:
                 await conn.close()
             return await asyncpg.create_pool(
-                self.dsn, min_size=1, max_size=4, timeout=5, server_settings=settings
+                self.dsn, min_size=1, max_size=4, timeout=5, server_settings={"search_path": self.schema}
             )
         except (OSError, asyncpg.PostgresError) as exc:
             raise StoreError(f"alert store (PostgreSQL): {exc}") from None

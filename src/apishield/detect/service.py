@@ -226,9 +226,7 @@ class DetectionService:
             return
         for task in self._tasks:
             task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks.clear()
         if self.stream is not None:
             await self.stream.stop()

@@ -182,9 +182,7 @@ class WebhookSender:
                 await asyncio.wait_for(asyncio.gather(*(q.join() for q in self._queues)), grace)
         for task in self._tasks:
             task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks.clear()
         self._queues.clear()
 
