@@ -163,7 +163,9 @@ class WriterStats:
 
     written: int  # confirmed by the sink, by any path
     spilled: int  # sent to the journal because the sink was down or slow, or the queue full
-    replayed: int  # of ``written``: read back from journal files
+    replayed: (
+        int  # of ``written``: spilled events written from the journal (acknowledged: read back from disk)
+    )
     dropped: int  # lost: journal full or unwritable, unreadable journal lines, unencodable events
     acknowledged: int  # appended and fsync'd for ``durable()`` (acknowledged durability)
     batches: int  # sink writes that succeeded
@@ -640,7 +642,7 @@ class AuditWriter:
             if not await self._write(records):
                 return False
             await asyncio.to_thread(journal.confirm, batch)
-            if batch.kept is None:
+            if batch.kept is None or not self.acknowledged:  # acknowledged: the journal is the usual path
                 self._replayed += len(records)
         return True
 
