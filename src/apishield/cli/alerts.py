@@ -83,6 +83,13 @@ def _block_store(config_path: str) -> BlockStore:
     return open_block_store(settings.store, settings.key_prefix, settings.resync_interval)
 
 
+def _login() -> str:
+    try:
+        return getpass.getuser()
+    except (OSError, KeyError):  # no login name (some containers)
+        return "unknown"
+
+
 def _when(ms: int | float | None, unit: float = 1000.0) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ms / unit)) if ms else "-"
 
@@ -211,7 +218,7 @@ def show(config_path: str, alert_id: str, as_json: bool) -> None:
 def ack(config_path: str, alert_id: str, note: str | None, by: str | None) -> None:
     """Acknowledge an alert; further signals about its key open a new one."""
     store = _alert_store(config_path)
-    who = by or getpass.getuser()
+    who = by or _login()
     alert = _run(store, lambda: store.ack(alert_id, who, note, int(time.time() * 1000)))
     if alert is None:
         raise click.ClickException(f"no alert {alert_id!r}")
@@ -311,7 +318,7 @@ def add(
             rate=rate,
             per=per,
             reason=reason,
-            created_by=f"cli:{getpass.getuser()}",
+            created_by=f"cli:{_login()}",
             created_at=now,
         )
     except ValueError as exc:

@@ -128,6 +128,8 @@ class DetectionService:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: int | None = None
         self._tasks: list[asyncio.Task[None]] = []
+        self._runner: asyncio.Task[None] | None = None  # judges the local queue (without a stream)
+        self._stopping = False
 
     # -- construction ----------------------------------------------------------------------------------
 
@@ -218,22 +220,26 @@ class DetectionService:
                 self.stream = EventStream(self.policy.stream, self.instance, self.judge)
                 await self.stream.start()
             else:
-                self._tasks.append(asyncio.create_task(self._run_local()))
+                self._stopping = False
+                self._runner = asyncio.create_task(self._run_local())
 
     async def stop(self) -> None:
         """Judge what is queued, then stop every task and close the stores."""
         if self._loop is None:
             return
+        if self._runner is not None and self._wake is not None:
+            # not cancelled: an engine call in its worker thread would outlive the cancellation
+            self._stopping = True
+            self._wake.set()
+            await asyncio.gather(self._runner, return_exceptions=True)
+            self._runner = None
+        if self.stream is not None:
+            await self.stream.stop()
+            self.stream = None
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks.clear()
-        if self.stream is not None:
-            await self.stream.stop()
-            self.stream = None
-        elif self._queue:
-            with contextlib.suppress(Exception):
-                await self.judge(self._take())
         await self.webhooks.stop()
         await self.blocks.close()
         await self.alerts.close()
@@ -275,12 +281,15 @@ class DetectionService:
         return events
 
     async def _run_local(self) -> None:
+        """Judge the queued batches as they come; at stop, what is left, then return."""
         assert self._wake is not None
         while True:
             await self._wake.wait()
             self._wake.clear()
             if self._queue:
                 await self.judge(self._take())
+            if self._stopping and not self._queue:
+                return
 
     async def judge(self, events: list[Event]) -> None:
         """Run the engine over ``events`` and handle its signals; errors are logged, never raised."""
