@@ -201,7 +201,7 @@ def new_alert(signal: SignalFacts, alert_id: str | None = None) -> Alert:
     return Alert(
         id=alert_id or new_alert_id(),
         detector=signal.detector,
-        key=_text(signal.key),
+        key=signal.key,  # not cut: it is what the next signal is matched on
         severity=signal.severity,
         status="open",
         first_seen=signal.time_ms,

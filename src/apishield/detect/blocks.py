@@ -51,6 +51,7 @@ __all__ = [
     "new_block_id",
     "normalize_value",
     "open_block_store",
+    "retry_after",
     "target_of",
 ]
 
@@ -285,8 +286,6 @@ def retry_after(result: LimitResult) -> int:
 class BlockStore(Protocol):
     """Where blocks are kept; :meth:`sync` keeps a process's :class:`BlockList` equal to it."""
 
-    shared: bool  # other processes see this store's blocks
-
     async def add(self, block: Block) -> Block: ...
     async def remove(self, ident: str) -> Block | None: ...  # a block id, or its target "kind:value"
     async def list(self) -> list[Block]: ...  # the active blocks
@@ -296,8 +295,6 @@ class BlockStore(Protocol):
 
 class MemoryBlockStore:
     """The blocks of this process only (one gateway process, tests)."""
-
-    shared = False
 
     def __init__(self) -> None:
         self.blocks = BlockList()

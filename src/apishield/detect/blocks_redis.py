@@ -62,8 +62,6 @@ def cancelling() -> bool:
 
 
 class RedisBlockStore:
-    shared = True
-
     def __init__(
         self, url: str, key_prefix: str = "apishield:blocks:", resync_interval: float = 10.0
     ) -> None:
