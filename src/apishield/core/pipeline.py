@@ -223,7 +223,7 @@ def build_pipeline(
     # detection responses: blocks and throttles, enforced from a local mirror of the shared block store
     ip_blocks: list[Stage] = []
     principal_blocks: list[Stage] = []
-    if config.detection is not None and config.detection.enabled:
+    if config.detection is not None:  # blocks set by hand are enforced even with the detectors off
         from apishield.core.stages.blocklist import IPBlockStage, PrincipalBlockStage
         from apishield.detect.blocks import BlockList
 

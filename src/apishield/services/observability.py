@@ -75,7 +75,7 @@ class Observability:
         if writer is None and (config.admin is not None or config.detection is not None):
             writer = _tap_only_writer(queue, instance)
         detection = None
-        if config.detection is not None and config.detection.enabled:
+        if config.detection is not None:  # its blocks are enforced even with the detectors off
             from apishield.detect.service import DetectionService
 
             detection = DetectionService.for_pipeline(
