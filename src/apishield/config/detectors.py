@@ -72,9 +72,8 @@ class EnumerationPolicy(DetectorPolicy):
     min_denied_objects: Count = 20
     # ... and the share of that principal's requests to the route that were refused
     min_denied_share: Share = 0.5
-    # a walk of consecutive numeric ids (steps of 1 or 2) this long lowers the bar to walk_min_denied
+    # refused numeric ids in a row, in steps of 1 or 2 (a sequential walk): signalled at this many
     walk_length: Count = 8
-    walk_min_denied: Count = 6
     # the route's population baseline of refused objects per principal and window:
     # once `warmup` windows were seen, the bar is also at least `peer_factor` x its 99th percentile
     peer_factor: Factor = 3.0
@@ -109,7 +108,7 @@ class TokenSharingPolicy(DetectorPolicy):
     # an address or user agent counts as in use this long after the token's last request from it
     window: Positive = 300.0
     # networks (IPv4 /24, IPv6 /48) in use at once beyond which the token is shared
-    max_networks: Count = 2
+    max_networks: Count = 4
     # returns to a network after another one was used, while both are in use
     min_interleaves: Count = 4
     # two user agents in use at once, with this many interleaves (1: at the first switch back)
@@ -171,7 +170,7 @@ class RateLimitPressurePolicy(DetectorPolicy):
     """Repeated rate-limit pressure: a principal that keeps being refused with 429."""
 
     window: Positive = 300.0
-    min_refusals: Count = 30
+    min_refusals: Count = 10
     # refused share of the principal's requests in the window
     min_share: Share = 0.2
     severity: Annotated[int, Field(ge=1, le=5)] = 3
