@@ -46,14 +46,15 @@ SQLITE_VERSION = 1  # PRAGMA user_version of a database this code created
 
 _IDENTIFIER = re.compile(r"[a-z_][a-z0-9_]{0,62}")
 
-# (name suffix, columns) of the secondary indexes, shared by both databases
+# (name suffix, columns, condition) of the secondary indexes, shared by both databases; the chain
+# index is partial, so rows written without tamper evidence do not pay for it
 _INDEXES = (
-    ("time", "time_ms, uid"),
-    ("subject", "subject, time_ms"),
-    ("client", "client_id, time_ms"),
-    ("ip", "src_ip, time_ms"),
-    ("operation", "operation, time_ms"),
-    ("chain", "instance, seq"),
+    ("time", "time_ms, uid", ""),
+    ("subject", "subject, time_ms", ""),
+    ("client", "client_id, time_ms", ""),
+    ("ip", "src_ip, time_ms", ""),
+    ("operation", "operation, time_ms", ""),
+    ("chain", "instance, seq", " WHERE seq IS NOT NULL"),
 )
 
 SQLITE_DDL = f"""
@@ -81,7 +82,10 @@ CREATE TABLE IF NOT EXISTS {TABLE} (
     hash TEXT,
     event TEXT NOT NULL
 );
-""" + "".join(f"CREATE INDEX IF NOT EXISTS {TABLE}_{name} ON {TABLE} ({cols});\n" for name, cols in _INDEXES)
+""" + "".join(
+    f"CREATE INDEX IF NOT EXISTS {TABLE}_{name} ON {TABLE} ({cols}){where};\n"
+    for name, cols, where in _INDEXES
+)
 
 
 def valid_identifier(name: str) -> bool:
@@ -129,7 +133,10 @@ CREATE TABLE IF NOT EXISTS {quote_identifier(schema)}.{TABLE} (
 def postgres_indexes(schema: str) -> list[str]:
     """Indexes on the parent; PostgreSQL creates them on every partition."""
     q = quote_identifier(schema)
-    return [f"CREATE INDEX IF NOT EXISTS {TABLE}_{name} ON {q}.{TABLE} ({cols})" for name, cols in _INDEXES]
+    return [
+        f"CREATE INDEX IF NOT EXISTS {TABLE}_{name} ON {q}.{TABLE} ({cols}){where}"
+        for name, cols, where in _INDEXES
+    ]
 
 
 def partition_name(day: int) -> str:
