@@ -364,3 +364,47 @@ def test_acknowledged_durability_refuses_to_start_without_a_usable_journal(tmp_p
     assert writer is not None
     with pytest.raises(AuditSetupError, match=r"audit\.journal: cannot use the audit journal folder"):
         asyncio.run(writer.start())
+
+
+def test_cancelled_requests_do_not_cancel_the_commit(tmp_path: Path) -> None:
+    """A client that goes away while its request awaits durable() must not cost anyone's event."""
+    events = [api_event(i) for i in range(300)]
+
+    async def request(queue: AuditQueue, writer: AuditWriter, event: dict) -> None:
+        queue.emit(event)
+        await writer.durable()
+
+    async def scenario() -> AuditWriter:
+        queue = AuditQueue()
+        writer = writer_for(tmp_path, queue, durability="acknowledged")
+        await writer.start()
+        tasks = [asyncio.create_task(request(queue, writer, e)) for e in events]
+        await asyncio.sleep(0)  # every request has emitted and is waiting for the commit
+        for task in tasks[::2]:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await writer.stop()
+        return writer
+
+    writer = asyncio.run(scenario())
+    assert sorted(stored_uids(tmp_path / "audit.db")) == sorted(uids(events))
+    assert writer.stats.acknowledged == 300
+
+
+def test_durable_fails_closed_when_the_writer_is_not_running(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        queue = AuditQueue()
+        writer = writer_for(tmp_path, queue, durability="acknowledged")
+        with pytest.raises(AuditUnavailable, match="not running"):
+            await writer.durable()
+        await writer.start()
+        queue.emit(api_event(1))
+        queue.drain()  # someone else took the event: nothing left to wait for
+        await writer.durable()
+        await writer.stop()
+        with pytest.raises(AuditUnavailable):
+            await writer.durable()
+        buffered = writer_for(tmp_path / "b", AuditQueue())
+        await buffered.durable()  # buffered durability: nothing to wait for, running or not
+
+    asyncio.run(scenario())

@@ -374,10 +374,12 @@ class AuditWriter:
         """Return once every event emitted before the call is in the fsync'd journal.
 
         A no-op in buffered durability. Raises :class:`AuditUnavailable` when an event
-        could not be journaled (the adapter should answer 503).
+        could not be journaled, or the writer is not running (the adapter should answer 503).
         """
-        if not self.acknowledged or not self._running:
+        if not self.acknowledged:
             return
+        if not self._running:
+            raise AuditUnavailable("the audit writer is not running")
         await self._commit_through(self._taken + len(self.queue))
 
     @property
@@ -672,6 +674,8 @@ class AuditWriter:
             if task is None or task.done():
                 task = self._commit_task = asyncio.create_task(self._commit(), name="apishield-audit-commit")
             await asyncio.shield(task)
+            if self._committed >= self._taken and not self._held and not len(self.queue):
+                break  # all we were given is committed (someone else drained the rest)
         for start, end in self._failures:
             if start < target and end > low:
                 raise AuditUnavailable("audit events could not be made durable; see the error log")
