@@ -127,7 +127,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from apishield.audit.chain import Chain, Link
 from apishield.audit.journal import Journal, JournalFull, ReplayBatch
@@ -163,9 +163,8 @@ class WriterStats:
 
     written: int  # confirmed by the sink, by any path
     spilled: int  # sent to the journal because the sink was down or slow, or the queue full
-    replayed: (
-        int  # of ``written``: spilled events written from the journal (acknowledged: read back from disk)
-    )
+    # of ``written``: spilled events written from the journal (acknowledged: those read back from disk)
+    replayed: int
     dropped: int  # lost: journal full or unwritable, unreadable journal lines, unencodable events
     acknowledged: int  # appended and fsync'd for ``durable()`` (acknowledged durability)
     batches: int  # sink writes that succeeded
@@ -177,13 +176,15 @@ class WriterStats:
 
 
 class AuditWriter:
+    """Drains an :class:`AuditQueue` to a :class:`Sink`, spilling to a :class:`Journal` (module docstring)."""
+
     def __init__(
         self,
         queue: AuditQueue,
         sink: Sink,
         journal: Journal | None,
         *,
-        durability: str = "buffered",
+        durability: Literal["buffered", "acknowledged"] = "buffered",
         flush_interval: float = 0.2,
         batch_size: int = 1000,
         tamper_evidence: bool = False,
@@ -327,7 +328,8 @@ class AuditWriter:
 
     async def stop(self, replay_budget: float = 5.0) -> None:
         """Write everything queued to the sink (or the journal), replay the journal for up to
-        ``replay_budget`` seconds if the sink is up, and close. Nothing queued is lost."""
+        ``replay_budget`` seconds if the sink is up, and close. Nothing queued is lost, unless
+        the sink is down and there is no usable journal (logged, counted in ``dropped``)."""
         if not self._running or self._stopping:
             return
         self._stopping = True
