@@ -48,6 +48,7 @@ class AdminRequest:
     query: bytes
     headers: list[tuple[bytes, bytes]]
     receive: Receive
+    client: str | None = None  # the peer address (a login throttle's key), when the server knows it
 
     def header(self, name: bytes) -> bytes | None:
         for key, value in self.headers:
@@ -138,8 +139,14 @@ class AdminApp:
         if scope["type"] != "http":
             return
         method: str = scope["method"]
+        peer = scope.get("client")
         request = AdminRequest(
-            method, scope["path"], scope.get("query_string", b""), scope["headers"], receive
+            method,
+            scope["path"],
+            scope.get("query_string", b""),
+            scope["headers"],
+            receive,
+            str(peer[0]) if peer else None,
         )
         answer = await self._answer(request)
         headers = [

@@ -27,6 +27,7 @@ from apishield.audit.writer import AuditWriter
 
 if TYPE_CHECKING:
     from apishield.admin.server import AdminServer
+    from apishield.console import Console
     from apishield.core.stages.audit import AuditQueue
     from apishield.detect.service import DetectionService
     from apishield.ratelimit.service import RateLimitService
@@ -44,10 +45,12 @@ class Observability:
         writer: AuditWriter | None,
         detection: DetectionService | None = None,
         admin: AdminServer | None = None,
+        console: Console | None = None,
     ) -> None:
         self.writer = writer
         self.detection = detection
         self.admin = admin
+        self.console = console  # the investigation console, served by the admin listener
         self.acknowledged = writer is not None and writer.acknowledged
         self._started = False
 
@@ -82,6 +85,7 @@ class Observability:
                 pipeline, config, base_dir, instance, findings=queue.emit
             )
         server = None
+        console = None
         if admin and config.admin is not None:
             from apishield.admin import build_admin_server
 
@@ -95,7 +99,10 @@ class Observability:
                 pipeline=pipeline,
                 operations=runtime.api.operations,
             )
-        return cls(writer, detection, server)
+            from apishield.console import mount_console
+
+            console = mount_console(server, runtime, detection)
+        return cls(writer, detection, server, console)
 
     async def start(self) -> None:
         if self._started:
@@ -118,6 +125,8 @@ class Observability:
         self._started = False
         if self.admin is not None:
             await self.admin.stop()
+        if self.console is not None:
+            await self.console.close()
         if self.writer is not None:
             await self.writer.stop()
         if self.detection is not None:
