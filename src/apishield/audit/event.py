@@ -44,7 +44,8 @@ from typing import Any
 
 from apishield import __version__
 from apishield.core.client_ip import known_client_ip
-from apishield.core.exchange import Exchange
+from apishield.core.exchange import _UNPARSED, Exchange
+from apishield.ratelimit.notes import peek
 
 __all__ = [
     "OCSF_VERSION",
@@ -75,19 +76,30 @@ def fingerprint(value: str) -> str:
 
 def decision_of(ex: Exchange) -> tuple[int, int, int]:
     """(action_id, disposition_id, severity_id) of an exchange, from its decisions and reply."""
-    status = ex.reply.status if ex.reply is not None else 500
-    made_here = ex.reply is not None and ex.reply.problem is not None
-    outcomes = {d.outcome for d in ex.decisions}
+    reply = ex.reply
+    status = reply.status if reply is not None else 500
+    made_here = reply is not None and reply.problem is not None
     if made_here and status >= 500:
         return 2, ERROR, 3
-    if "deny" in outcomes or (made_here and status >= 400):
+    denied = error = report = severe = False
+    for d in ex.decisions:
+        outcome = d.outcome
+        if outcome == "allow" or outcome == "modify":
+            continue
+        if outcome == "deny":
+            denied = True
+            severe = severe or d.stage == "hygiene"
+        elif outcome == "error":
+            error = True
+        elif outcome == "report":
+            report = True
+    if denied or (made_here and status >= 400):
         if status == 401:
             return 2, UNAUTHORIZED, 3
-        severe = any(d.stage == "hygiene" and d.outcome == "deny" for d in ex.decisions)
         return 2, BLOCKED, 4 if severe else 3
-    if "error" in outcomes:
+    if error:
         return 1, ALLOWED, 2
-    if "report" in outcomes:
+    if report:
         return 1, LOGGED, 2
     return 1, ALLOWED, 1
 
@@ -239,8 +251,6 @@ def _records(ex: Exchange) -> int | None:
     reply = ex.reply
     if reply is None or not reply.from_upstream or reply.status >= 300:
         return None
-    from apishield.core.exchange import _UNPARSED
-
     value = reply.value
     if value is _UNPARSED:
         return None
@@ -252,8 +262,6 @@ def _records(ex: Exchange) -> int | None:
 
 
 def _rate_limits(ex: Exchange) -> list[dict[str, Any]] | None:
-    from apishield.ratelimit.notes import peek
-
     notes = peek(ex)
     if notes is None or not (notes.results or notes.violated):
         return None
