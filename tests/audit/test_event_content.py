@@ -7,13 +7,24 @@ the objects touched, every stage's decision, and no secret.
 
 from __future__ import annotations
 
+import contextlib
+import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import orjson
 import pytest
-from tests.support import DATA, RecordingUpstream, ServerThread, Stack, gateway_for, stack, write_policy
+from tests.support import (
+    DATA,
+    RecordingUpstream,
+    ServerThread,
+    Stack,
+    eventually,
+    gateway_for,
+    stack,
+    write_policy,
+)
 from tests.tokens import AUDIENCE, ISSUER, JWKSServer, claims, ec_key, sign
 
 
@@ -214,8 +225,23 @@ def test_insufficient_scope_is_blocked_with_the_stage(sec: AuthStack) -> None:
 
 
 def test_events_only_for_decisions_when_configured(tmp_path: Path) -> None:
+    """``audit.events: decisions`` stores refusals only; the queue (metrics, detectors) sees every request."""
+    import sqlite3
+
     with stack(tmp_path, DATA / "shop31.yaml", audit={"events": "decisions", "path": "a.db"}) as s:
         s.upstream.answer("GET", "/items/1", body={"id": 1, "name": "lamp"})
-        assert s.call("GET", "/items/1").status == 200
+        allowed = s.call("GET", "/items/1")
         refused = s.call("GET", "/nowhere")
-        assert [e["api"]["request"]["uid"] for e in events_of(s)] == [refused.headers["x-request-id"]]
+        assert allowed.status == 200 and refused.status == 404
+        seen = [e["api"]["request"]["uid"] for e in events_of(s)]
+        assert seen[-2:] == [allowed.headers["x-request-id"], refused.headers["x-request-id"]]
+
+        def stored() -> list[str]:
+            with contextlib.closing(sqlite3.connect(tmp_path / "a.db")) as db:
+                return [
+                    json.loads(row[0])["api"]["request"]["uid"]
+                    for row in db.execute("SELECT event FROM audit_events")
+                ]
+
+        eventually(lambda: refused.headers["x-request-id"] in stored(), "the refusal stored")
+        assert stored() == [refused.headers["x-request-id"]]

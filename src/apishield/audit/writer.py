@@ -149,6 +149,14 @@ _RELOG_EVERY = 60.0  # a sink that stays down is logged again at most this often
 DEFAULT_JOURNAL_BYTES = 1 << 30
 
 
+def noteworthy(event: Event) -> bool:
+    """``audit.events: decisions``: a denial, a report-mode finding, an error or a modification."""
+    if event.get("class_uid") != 6003 or event.get("action_id") != 1 or event.get("disposition_id") != 1:
+        return True
+    decisions = event.get("unmapped", {}).get("decisions", ())
+    return any(d.get("outcome") != "allow" for d in decisions)
+
+
 class AuditSetupError(Exception):
     """The audit settings cannot work (a malformed DSN, an unusable journal in acknowledged mode)."""
 
@@ -211,6 +219,8 @@ class AuditWriter:
         self.retry_max = retry_max
         self.journal_setting = journal_setting
         self.taps: list[Tap] = []
+        # which events the sink stores (``audit.events: decisions``); the taps see every event
+        self.keep: Callable[[Event], bool] | None = None
         # events taken out of the queue by its overflow, not yet encoded
         self._held: list[Event] = []
         # acknowledged durability: events are numbered in the order they leave the queue
@@ -287,7 +297,7 @@ class AuditWriter:
                 raise AuditSetupError(str(exc)) from None
             default_journal = base / "apishield-audit.journal"
         journal_dir = resolve(policy.journal) if policy.journal else default_journal
-        return cls(
+        writer = cls(
             queue,
             sink,
             Journal(journal_dir, max_bytes=journal_max_bytes),
@@ -298,6 +308,9 @@ class AuditWriter:
             instance=instance,
             retention=policy.retention,
         )
+        if policy.events == "decisions":
+            writer.keep = noteworthy
+        return writer
 
     # -- life cycle --------------------------------------------------------------------------
 
@@ -479,7 +492,10 @@ class AuditWriter:
         chain = self.chain
         out: list[Record] = []
         instance = self.instance
+        keep = self.keep
         for event in events:
+            if keep is not None and not keep(event):
+                continue
             metadata = event.get("metadata")
             if not isinstance(metadata, dict):
                 event["metadata"] = metadata = {}

@@ -44,7 +44,8 @@ class AuditPolicy(_Model):
     path: str = "apishield-audit.db"
     # postgresql: a libpq URL; ``?schema=NAME`` picks the schema (default public)
     dsn: str | None = None
-    # all: one event per request; decisions: only requests with a denial, finding or modification
+    # all: one event per request; decisions: only requests with a denial, finding or modification are
+    # stored (metrics and detectors still see every request)
     events: Literal["all", "decisions"] = "all"
     # JSON pointers into the event whose values are replaced by a keyed hash (PII such as a subject)
     redact: list[str] = Field(default_factory=list)

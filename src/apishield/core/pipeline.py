@@ -215,7 +215,7 @@ def build_pipeline(
     audit_stage = AuditStage(
         AuditQueue(max_pending=audit.queue_size),
         instance=instance or default_instance(),
-        every_request=audit.events == "all",
+        every_request=True,  # audit.events: decisions filters what the sink stores (the writer's keep)
         redactor=Redactor(audit.redact) if audit.redact else None,
         # without a sink the events still feed the admin metrics and the detectors
         enabled=audit.sink != "off" or config.admin is not None or config.detection is not None,
