@@ -321,3 +321,42 @@ def test_write_precheck_alike(customers: tuple[Pair, Callers]) -> None:
     pair.same("PUT", "/v1/customers/2", GOOD, who.alice(), status=404, forwarded=1)  # only the read
     pair.same("PUT", "/v1/customers/2", GOOD, who.sam(), status=200, forwarded=2)
     pair.same("PUT", "/v1/customers/1", {**GOOD, "tier": "gold"}, who.alice(), status=403, forwarded=0)
+
+
+@pytest.mark.parametrize(
+    ("method", "target", "body", "status"),
+    [
+        ("GET", "/items/7", None, 200),
+        ("POST", "/items", {"name": 5}, 400),
+        ("GET", "/nowhere/at/all", None, 404),
+        ("DELETE", "/items/search", None, 405),
+    ],
+)
+def test_audit_events_alike(shop: Pair, method: str, target: str, body: Any, status: int) -> None:
+    """Both adapters write the same audit event for the same request (one decision core)."""
+    shop.answer("GET", "/items/7", body={"id": 7, "name": "lamp"})
+    answers = shop.same(method, target, body, status=status, forwarded=1 if status == 200 else 0)
+    events = {}
+    for side in ("gateway", "middleware"):
+        request_id = answers[side].headers["x-request-id"]
+        found = [e for e in shop[side].recorder.recent if e["api"]["request"]["uid"] == request_id]
+        assert len(found) == 1, side
+        events[side] = found[0]
+    gw, mw = events["gateway"], events["middleware"]
+    for path in (
+        ("class_uid",),
+        ("activity_id",),
+        ("action_id",),
+        ("disposition_id",),
+        ("status_detail",),
+        ("api", "operation"),
+        ("http_response", "code"),
+        ("resources",),
+        ("unmapped", "route"),
+    ):
+        a, b = gw, mw
+        for key in path:
+            a, b = a.get(key) if a else None, b.get(key) if b else None
+        assert a == b, path
+    outcomes = [(d["stage"], d["outcome"]) for d in gw["unmapped"].get("decisions", [])]
+    assert outcomes == [(d["stage"], d["outcome"]) for d in mw["unmapped"].get("decisions", [])]
