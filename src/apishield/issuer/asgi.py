@@ -330,7 +330,7 @@ class IssuerApp:
         severity = None
         if detail is None and not success:
             detail = error_code(response.body)
-        if request.family_revoked is not None:
+        if request.family_revoked is not None and "reused" in request.family_revoked:
             success = False
             severity = 5
             detail = "authorization_code_reuse" if "code" in request.family_revoked else "refresh_token_reuse"
