@@ -19,6 +19,8 @@ from __future__ import annotations
 import asyncio
 import importlib.util
 import json
+import os
+import secrets
 import shutil
 import signal
 import sys
@@ -77,12 +79,27 @@ def demo_policy(
     policy["upstream"] = f"http://127.0.0.1:{upstream_port}"
     policy["listen"] = {"host": "127.0.0.1", "port": port}
     policy["audit"] = {**policy.get("audit", {}), "sink": "sqlite", "path": str(tmp / "audit.db")}
-    policy["admin"] = {**policy.get("admin", {}), "host": "127.0.0.1", "port": admin_port}
+    policy["admin"] = {
+        **policy.get("admin", {}),
+        "host": "127.0.0.1",
+        "port": admin_port,
+        "token_file": str(admin_token_file(tmp)),  # the console's sign-in, and /metrics
+    }
     policy.setdefault("detection", {})  # detectors on their defaults; alerts beside the audit database
     policy["auth"]["jwt"] = [{**policy["auth"]["jwt"][0], **provider}]
     policy["auth"]["revocation"] = {"store": revocation_store, "poll_interval": 0.25}
     path = tmp / "apishield.yaml"
     path.write_text(yaml.safe_dump(policy, sort_keys=False))
+    return path
+
+
+def admin_token_file(tmp: Path) -> Path:
+    """A fresh admin token in ``tmp/admin.token``, readable by its owner only."""
+    path = tmp / "admin.token"
+    if not path.exists():
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as out:
+            out.write(secrets.token_urlsafe(32) + "\n")
     return path
 
 
@@ -281,7 +298,8 @@ apishield demo
                     password "{PASSWORD}"
   audit trail       {tmp / "audit.db"}   (one OCSF event per request and sign-in)
                     apishield events --db {tmp / "audit.db"}
-  admin             http://127.0.0.1:{admin_port}/metrics   (Prometheus), /healthz, /readyz
+  console           http://127.0.0.1:{admin_port}/console   (sign in with the token in {tmp / "admin.token"})
+  admin             http://127.0.0.1:{admin_port}/metrics   (Prometheus; the token as a bearer), /healthz
 """)
         if walk:
             results = await asyncio.to_thread(
