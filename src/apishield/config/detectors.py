@@ -89,8 +89,10 @@ class CredentialStuffingPolicy(DetectorPolicy):
     ip_failures: Count = 20
     # distinct accounts with a failed sign-in from one address in the window
     ip_accounts: Count = 6
-    # failed sign-ins of one account, from any address, in the window
-    account_failures: Count = 10
+    # failed sign-ins of one account in the window, from at least account_addresses addresses
+    # (from one address it takes ip_failures)
+    account_failures: Count = 8
+    account_addresses: Count = 2
     # population level (low and slow across many addresses): failed sign-ins per bucket
     # against an EWMA of earlier buckets; fires at max(population_min, mean + k*sigma, factor*mean)
     population_bucket: Positive = 300.0
@@ -148,7 +150,7 @@ class VolumePolicy(DetectorPolicy):
     own_factor: Factor = 3.0
     peer_factor: Factor = 4.0
     warmup: Count = 10
-    peer_warmup: Count = 200
+    peer_warmup: Count = 50
     alpha: Annotated[float, Field(gt=0.0, lt=1.0)] = 0.05
     # with no warm baseline at all, only this many requests per bucket is judged
     ceiling_requests: Count = 600

@@ -17,7 +17,11 @@ token is the token-sharing detector's.
   signs in successfully from that address, the evidence says so and the
   severity rises to 5: a likely account takeover.
 * *per account* (``account:<username>``): ``account_failures`` failed
-  sign-ins of one account from any address: brute force spread over proxies.
+  sign-ins of one account from at least ``account_addresses`` addresses:
+  brute force spread over proxies. From one address, the owner who forgot
+  the password tries a few times, meets the issuer's throttle and retries
+  (each throttled attempt is a failure too); that takes ``ip_failures``
+  failures, the address rule's bar.
 * *population* (``service:<audience>``): modern stuffing is low and slow,
   one or two attempts per residential address, so per-address thresholds
   never fire (ecosystem research §2.5). Population-level correlation does:
@@ -189,6 +193,8 @@ class CredentialStuffingDetector(Detector):
         failures = self._estimate(a, time, a.failures, a.prev_failures)
         if failures < p.account_failures:
             return
+        if len(a.accounts) < p.account_addresses and failures < p.ip_failures:
+            return  # one address: its owner who forgot the password, or the address rule's business
         key = "account:" + account
         repeat = self.may_signal(key, time, p.severity)
         if not repeat:

@@ -4,8 +4,8 @@
 (the event's ``resources``: the object identifier the request touched), per
 principal (subject, API key, client or address) and route template, in a
 sliding window (``window``, 10 minutes) that opens at the principal's first
-refusal on the route: a principal that is never refused costs one attribute
-check per event.
+refusal on the route and closes after a window without one: a principal
+that is not being refused costs one attribute check per event.
 
 **The signal.** A caller probing for objects that are not theirs is refused
 on most of them: the gateway's object-level rules answer 404 (or 403) for
@@ -149,6 +149,12 @@ class EnumerationDetector(Detector):
             s = routes[route] = RouteState(time, self._bar(route))
         elif time - s.start >= self.window:
             self._roll(s, route, time)
+            if not denied and not s.prev_denied and routes is not None:
+                # a window without refusals: the route is no longer watched for this principal
+                del routes[route]
+                if not routes:
+                    p.routes = None
+                return
         s.requests += 1
         if not denied:
             return

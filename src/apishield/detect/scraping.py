@@ -3,8 +3,12 @@
 **What it watches.** Every successful answer, per principal: the records it
 returned (``unmapped.records``: the length of a JSON array body, 1 for an
 object) and its bytes (``http_response.length``), summed over a sliding
-window (``window``, 5 minutes); and the distinct objects read (the path
-parameters of successful requests), for the coverage of the id space.
+window (``window``, 5 minutes). Once a window is busy (past a fifth of
+``min_records`` or ``min_bytes``), the objects read are tracked (route and
+path parameter) and an object read again within the window is not counted
+again: a retry storm, or an app refreshing its owner's long order list, is
+not harvesting. List pages have no object id and always count. Quiet
+windows, most of them, cost two additions.
 
 **Baselines.** Two, both learnt from closed windows in which the principal
 was active:
@@ -42,6 +46,7 @@ the same way (ecosystem research §2.2).
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from apishield.config.detectors import ScrapingPolicy
@@ -65,17 +70,19 @@ class _Peer:
         self.bytes = Quantiles()
 
 
-class ScrapingState:
+class ScrapingState(Ewma):
+    """A principal's current window; itself the EWMA of the records of its earlier active windows."""
+
     __slots__ = (
         "bar_bytes",
         "bar_records",
         "bytes",
+        "bytes_mean",
+        "bytes_var",
         "checked",
         "coverage",
         "flagged",
         "objects",
-        "own_bytes",
-        "own_records",
         "peer",
         "prev_bytes",
         "prev_records",
@@ -84,14 +91,17 @@ class ScrapingState:
     )
 
     def __init__(self, time: int, alpha: float, peer: _Peer) -> None:
+        self.alpha = alpha
+        self.mean = self.var = 0.0
+        self.n = 0
+        self.bytes_mean = self.bytes_var = 0.0  # the same EWMA of the bytes
         self.start = time
         self.records = 0
         self.bytes = 0
         self.prev_records = 0
         self.prev_bytes = 0
-        self.objects: dict[str, None] = {}
-        self.own_records = Ewma(alpha)
-        self.own_bytes = Ewma(alpha)
+        # (route, object id) read, from the moment the window is busy
+        self.objects: dict[tuple[str, str], None] | None = None
         self.peer = peer
         self.bar_records = -1  # computed when first needed in a window
         self.bar_bytes = -1
@@ -111,11 +121,14 @@ class ScrapingDetector(Detector):
         # every bar is at least this: below it, nothing is computed
         self.floor_records = min(policy.min_records, policy.ceiling_records)
         self.floor_bytes = min(policy.min_bytes, policy.ceiling_records * 1024)
+        # a window is busy (objects tracked, repeats not counted) from a fifth of the floor
+        self.busy_records = max(self.floor_records // 5, 1)
+        self.busy_bytes = max(self.floor_bytes // 5, 1)
 
     def _bars(self, s: ScrapingState) -> None:
         """The window's thresholds, from the baselines as they were when it opened (computed when needed)."""
         p = self.p
-        own_warm = s.own_records.n >= p.warmup
+        own_warm = s.n >= p.warmup
         peer = s.peer
         peer_warm = peer.records.seen >= p.peer_warmup
         if not own_warm and not peer_warm:
@@ -125,8 +138,8 @@ class ScrapingDetector(Detector):
         records = float(p.min_records)
         size = float(p.min_bytes)
         if own_warm:
-            records = max(records, p.own_factor * s.own_records.high(3.0))
-            size = max(size, p.own_factor * s.own_bytes.high(3.0))
+            records = max(records, p.own_factor * s.high(3.0))
+            size = max(size, p.own_factor * (s.bytes_mean + 3.0 * math.sqrt(max(s.bytes_var, s.bytes_mean))))
         if peer_warm:
             records = max(records, p.peer_factor * peer.records.value)
             size = max(size, p.peer_factor * peer.bytes.value)
@@ -138,8 +151,13 @@ class ScrapingDetector(Detector):
         if s.flagged:
             s.flagged = False
         elif s.records or s.bytes:
-            s.own_records.add(s.records)
-            s.own_bytes.add(s.bytes)
+            if s.n == 0:
+                s.bytes_mean = s.bytes_var = float(s.bytes)
+            else:
+                d = s.bytes - s.bytes_mean
+                s.bytes_mean += s.alpha * d
+                s.bytes_var = (1.0 - s.alpha) * (s.bytes_var + s.alpha * d * d)
+            s.add(s.records)
             s.peer.records.add(s.records)
             s.peer.bytes.add(s.bytes)
         if elapsed < 2 * self.window:
@@ -149,7 +167,7 @@ class ScrapingDetector(Detector):
             s.prev_records = s.prev_bytes = 0
             s.start = time
         s.records = s.bytes = 0
-        s.objects = {}
+        s.objects = None
         s.checked = 0
         s.coverage = 0.0
         s.bar_records = -1
@@ -172,14 +190,30 @@ class ScrapingDetector(Detector):
             s = self._new(f, p)
         elif time - s.start >= self.window:
             self._roll(s, time)
-        records = s.records = s.records + f.records
-        size = s.bytes = s.bytes + f.length
+        objects = s.objects
+        if objects is None:
+            records = s.records = s.records + f.records
+            size = s.bytes = s.bytes + f.length
+            if records + s.prev_records < self.busy_records and size + s.prev_bytes < self.busy_bytes:
+                return
+            objects = s.objects = {}
+            oid = object_of(f)
+            if oid is not None:
+                objects[(f.route or "", oid)] = None
+        else:
+            # a busy window: an object read again in it is not counted again (a retry, a
+            # refresh of one's own list); answers without an object id (list pages) always are
+            oid = object_of(f)
+            if oid is not None:
+                key = (f.route or "", oid)
+                if key in objects:
+                    return
+                if len(objects) < _MAX_OBJECTS:
+                    objects[key] = None
+            records = s.records = s.records + f.records
+            size = s.bytes = s.bytes + f.length
         if records + s.prev_records < self.floor_records and size + s.prev_bytes < self.floor_bytes:
             return
-        # a busy window: the objects read are counted from here on, for the evidence
-        oid = object_of(f)
-        if oid is not None and len(s.objects) < _MAX_OBJECTS:
-            s.objects[oid] = None
         if s.bar_records < 0:
             self._bars(s)
         if records + s.prev_records < s.bar_records and size + s.prev_bytes < s.bar_bytes:
@@ -198,21 +232,21 @@ class ScrapingDetector(Detector):
     ) -> None:
         pol = self.p
         route = f.route
-        if len(s.objects) * 4 > s.checked * 5:
+        objects = s.objects or {}
+        if len(objects) * 4 > s.checked * 5:
             # how densely the objects read cover the span of their numeric ids (1.0: every id from
             # the lowest to the highest); recomputed each time the objects grow by a quarter
-            s.checked = len(s.objects)
-            numeric = [int(o) for o in s.objects if o.isdigit() and len(o) < 19]
+            s.checked = len(objects)
+            numeric = [int(o) for _, o in objects if o.isdigit() and len(o) < 19]
             if len(numeric) > 1:
                 s.coverage = len(numeric) / (max(numeric) - min(numeric) + 1)
         coverage = s.coverage
-        dense = coverage >= 0.5 and len(s.objects) >= 50
+        dense = coverage >= 0.5 and len(objects) >= 50
         severity = min(pol.severity + (1 if dense or records >= 10 * s.bar_records else 0), 5)
         repeat = self.may_signal(f.principal, f.time, severity)
         if not repeat:
             return
-        own = s.own_records
-        own_warm = own.n >= pol.warmup
+        own_warm = s.n >= pol.warmup
         peer_warm = s.peer.records.seen >= pol.peer_warmup
         evidence: dict[str, Any] = {
             "records": records,
@@ -220,21 +254,21 @@ class ScrapingDetector(Detector):
             "window_s": self.window // 1000,
             "threshold_records": s.bar_records,
             "threshold_bytes": s.bar_bytes,
-            "own_baseline_records": round(own.mean, 1) if own_warm else None,
+            "own_baseline_records": round(s.mean, 1) if own_warm else None,
             "peer_p99_records": round(s.peer.records.value, 1) if peer_warm else None,
             "peer_group": s.peer.name,
-            "distinct_objects": len(s.objects),
+            "distinct_objects": len(objects),
             "id_span_density": round(coverage, 4),
             "last_route": route,
         }
         what = f"{records} records" if records >= s.bar_records else f"{size} bytes"
         basis = []
         if own_warm:
-            basis.append(f"own baseline {own.mean:.0f}")
+            basis.append(f"own baseline {s.mean:.0f}")
         if peer_warm:
             basis.append(f"peers' p99 {s.peer.records.value:.0f}")
         summary = (
             f"{f.principal} received {what} in {self.window // 60000} min "
-            f"({', '.join(basis) or 'no baseline yet'}; {len(s.objects)} distinct objects)"
+            f"({', '.join(basis) or 'no baseline yet'}; {len(objects)} distinct objects)"
         )
         self.emit(out, f.principal, f.time, severity, summary, evidence, p.recent(), repeat, scope=route)

@@ -81,13 +81,14 @@ class TokenState:
         self.ip = ip
         self.net = net
         self.agent = agent
-        self.nets: dict[str, int] = {}  # other networks -> last use
-        self.agents: dict[str, int] = {}  # other agents -> last use
+        # made at the first switch (most tokens never have one):
+        self.nets: dict[str, int] | None = None  # other networks -> last use
+        self.agents: dict[str, int] | None = None  # other agents -> last use
+        self.ids: deque[str] | None = None  # the events that switched
         self.interleaves = 0
         self.agent_interleaves = 0
         self.requests = 0
         self.principal = principal
-        self.ids: deque[str] = new_ids()
 
 
 def _switch(
@@ -101,6 +102,23 @@ def _switch(
         del others[min(others, key=others.__getitem__)]
     others[old] = last
     return old_active, returned
+
+
+def _network(ip: str, v4: int, v6: int) -> str:
+    """``ip``'s network of ``v4`` (IPv4) or ``v6`` (IPv6) bits, e.g. ``192.0.2.0/24``; else ``ip``."""
+    parts = ip.split(".")
+    if len(parts) == 4 and all(p.isdigit() and len(p) <= 3 for p in parts):
+        value = (int(parts[0]) << 24) | (int(parts[1]) << 16) | (int(parts[2]) << 8) | int(parts[3])
+        if value < 2**32 and all(int(p) < 256 for p in parts):
+            value &= ~((1 << (32 - v4)) - 1) & 0xFFFFFFFF
+            dotted = ".".join(str((value >> shift) & 255) for shift in (24, 16, 8, 0))
+            return f"{dotted}/{v4}"
+    try:
+        addr = ipaddress.ip_address(ip)
+    except ValueError:
+        return ip
+    bits = v4 if addr.version == 4 else v6
+    return str(ipaddress.ip_network(f"{addr}/{bits}", strict=False))
 
 
 def _in_use(others: dict[str, int], time: int, window: int) -> int:
@@ -128,13 +146,7 @@ class TokenSharingDetector(Detector):
             return net
         if len(self.nets) >= 65_536:
             self.nets.clear()
-        try:
-            addr = ipaddress.ip_address(ip)
-        except ValueError:
-            net = ip
-        else:
-            bits = self.p.ipv4_prefix if addr.version == 4 else self.p.ipv6_prefix
-            net = str(ipaddress.ip_network(f"{addr}/{bits}", strict=False))
+        net = _network(ip, self.p.ipv4_prefix, self.p.ipv6_prefix)
         self.nets[ip] = net
         return net
 
@@ -168,29 +180,34 @@ class TokenSharingDetector(Detector):
         time = f.time
         last = s.seen
         s.seen = time
-        s.ids.append(f.uid)
+        nets, agents, ids = s.nets, s.agents, s.ids
+        if nets is None or agents is None or ids is None:
+            nets = s.nets = {}
+            agents = s.agents = {}
+            ids = s.ids = new_ids()
+        ids.append(f.uid)
         window = self.window
         new_net = new_agent = False
         if net != s.net:
-            old_active, returned = _switch(s.nets, s.net, last, net, time, window)
+            old_active, returned = _switch(nets, s.net, last, net, time, window)
             new_net = old_active and not returned
             if returned:
                 s.interleaves += 1
             s.net = net
         if agent != s.agent:
-            old_active, returned = _switch(s.agents, s.agent, last, agent, time, window)
+            old_active, returned = _switch(agents, s.agent, last, agent, time, window)
             new_agent = old_active and not returned
             if returned:
                 s.agent_interleaves += 1
             s.agent = agent
         pol = self.p
-        networks = _in_use(s.nets, time, window)
-        agents = _in_use(s.agents, time, window)
+        networks = _in_use(nets, time, window)
+        in_use = _in_use(agents, time, window)
         reasons = []
         if new_net and new_agent:
             reasons.append("a new network and a new user agent while the first are in use")
-        if agents > 1 and s.agent_interleaves >= pol.agent_interleaves:
-            reasons.append(f"{agents} user agents in use at once")
+        if in_use > 1 and s.agent_interleaves >= pol.agent_interleaves:
+            reasons.append(f"{in_use} user agents in use at once")
         if s.interleaves >= pol.min_interleaves:
             reasons.append(f"{s.interleaves} switches back between networks")
         if networks > pol.max_networks:
@@ -201,10 +218,8 @@ class TokenSharingDetector(Detector):
         repeat = self.may_signal(signal_key, time, pol.severity)
         if not repeat:
             return
-        recent_nets = sorted((k for k, t in s.nets.items() if time - t <= window), key=s.nets.__getitem__)
-        recent_agents = sorted(
-            (k for k, t in s.agents.items() if time - t <= window), key=s.agents.__getitem__
-        )
+        recent_nets = sorted((k for k, t in nets.items() if time - t <= window), key=nets.__getitem__)
+        recent_agents = sorted((k for k, t in agents.items() if time - t <= window), key=agents.__getitem__)
         evidence: dict[str, Any] = {
             "principal": s.principal,
             "networks": sample([*recent_nets, s.net]),
@@ -217,7 +232,7 @@ class TokenSharingDetector(Detector):
         }
         what = "token" if f.token is not None else "API key"
         summary = f"{what} of {s.principal} used concurrently: " + "; ".join(reasons)
-        self.emit(out, signal_key, time, pol.severity, summary, evidence, s.ids, repeat, scope=f.operation)
+        self.emit(out, signal_key, time, pol.severity, summary, evidence, ids, repeat, scope=f.operation)
 
     def replay(self, f: Facts, out: list[Signal]) -> None:
         """The issuer saw a refresh token or authorization code presented twice."""

@@ -49,14 +49,18 @@ __all__ = ["VolumeDetector", "VolumeState"]
 _MAX_OPERATIONS = 256  # operations tracked per principal
 
 
-class VolumeState:
-    __slots__ = ("bar", "count", "flagged", "own", "peer", "peer_group", "prev", "start")
+class VolumeState(Ewma):
+    """A principal's current bucket of one operation; itself the EWMA of its earlier active buckets."""
+
+    __slots__ = ("bar", "count", "flagged", "peer", "peer_group", "prev", "start")
 
     def __init__(self, time: int, alpha: float, peer: Quantiles, peer_group: str) -> None:
+        self.alpha = alpha
+        self.mean = self.var = 0.0
+        self.n = 0
         self.start = time
         self.count = 0
         self.prev = 0
-        self.own = Ewma(alpha)
         self.peer = peer
         self.peer_group = peer_group
         self.bar = -1  # computed when first needed in a bucket
@@ -77,14 +81,14 @@ class VolumeDetector(Detector):
     def _bar(self, s: VolumeState) -> int:
         """The bucket's threshold, from the baselines as they were when it opened (computed when needed)."""
         p = self.p
-        own_warm = s.own.n >= p.warmup
+        own_warm = s.n >= p.warmup
         peer_warm = s.peer.seen >= p.peer_warmup
         if not own_warm and not peer_warm:
             s.bar = p.ceiling_requests
             return s.bar
         bar = float(p.min_requests)
         if own_warm:
-            bar = max(bar, p.own_factor * s.own.high(3.0))
+            bar = max(bar, p.own_factor * s.high(3.0))
         if peer_warm:
             bar = max(bar, p.peer_factor * s.peer.value)
         s.bar = int(bar + 0.999)
@@ -113,7 +117,7 @@ class VolumeDetector(Detector):
             if s.flagged:
                 s.flagged = False
             else:
-                s.own.add(s.count)
+                s.add(s.count)
                 s.peer.add(s.count)
             if elapsed < 2 * self.bucket:
                 s.prev = s.count
@@ -147,15 +151,15 @@ class VolumeDetector(Detector):
         repeat = self.may_signal(f.principal, time, severity)
         if not repeat:
             return
-        own_warm = s.own.n >= pol.warmup
+        own_warm = s.n >= pol.warmup
         peer_warm = s.peer.seen >= pol.peer_warmup
         evidence: dict[str, Any] = {
             "operation": op,
             "requests": count,
             "bucket_s": self.bucket // 1000,
             "threshold": s.bar,
-            "own_mean": round(s.own.mean, 2) if own_warm else None,
-            "own_high": round(s.own.high(3.0), 2) if own_warm else None,
+            "own_mean": round(s.mean, 2) if own_warm else None,
+            "own_high": round(s.high(3.0), 2) if own_warm else None,
             "peer_group": s.peer_group,
             "peer_p99": round(s.peer.value, 2) if peer_warm else None,
             "status": f.status,
@@ -163,7 +167,7 @@ class VolumeDetector(Detector):
         }
         basis = []
         if own_warm:
-            basis.append(f"own mean {s.own.mean:.1f}")
+            basis.append(f"own mean {s.mean:.1f}")
         if peer_warm:
             basis.append(f"peers' p99 {s.peer.value:.1f}")
         summary = (

@@ -15,7 +15,7 @@ agent where copying it is free):
 * ``stuffing_low_slow``: a combo list from 400 residential proxies, one or
   two attempts each, one attempt every two seconds in total;
 * ``brute_force_account``: one account's password guessed from 40 rotating
-  proxies, one attempt every four seconds;
+  proxies, one attempt every two seconds;
 * ``token_theft``: a user's access token replayed from another machine
   while the user is still using it;
 * ``refresh_replay``: a stolen refresh token presented after the app
@@ -218,7 +218,7 @@ def brute_force_account(ctx: _Ctx, t: int, sc: Scenario) -> list[Item]:
     ips = [ctx.proxy_ip() for _ in range(40)]
     out: list[Item] = []
     for _ in range(120):
-        t += _gap(rng, 0.25)
+        t += _gap(rng, 0.5)
         ip = rng.choice(ips)
         sc.keys.add(f"ip:{ip}")
         out.append(

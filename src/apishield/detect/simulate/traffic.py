@@ -14,15 +14,20 @@ Three populations, modelled on how such an API is used:
   also have a tablet, with its own token. Access tokens live an hour and
   are refreshed at the issuer; a few apps first send an expired token and
   get a 401; a few sessions start with a password sign-in, some with a typo
-  or two; an outdated app version still calls an endpoint the API removed;
-  stale links give the odd 404.
+  or two, now and then a forgotten password tried until the issuer's
+  throttle answers; an outdated app version still calls an endpoint the API
+  removed; stale links give the odd 404; on a flaky network the app retries
+  a request a few times within a second or two; while an order is pending
+  the app polls its status every 20 to 30 seconds.
 * **Support agents** sign in at the office every working day and work
   tickets until the evening: search a customer, read the record, the orders,
-  an order or two, sometimes edit; a mistyped id is a 404.
+  an order or two, sometimes edit; a mistyped id is a 404. Some days the
+  queue is twice as long.
 * **Partners' batch jobs** (``client_credentials``): every 15 or 10
   minutes, a page or two of changed customers and the orders of a sample of
   their customers, at a steady few requests per second from two or three
-  egress addresses of one subnet.
+  egress addresses of one subnet; one run in twenty catches up after a
+  failed one with two to three times the work.
 """
 
 from __future__ import annotations
@@ -89,6 +94,8 @@ def sign_in(
     out: list[Item] = []
     if rng.random() < typo_rate:
         typos = 1 + int(rng.random() < 0.3) + int(rng.random() < 0.1)
+        if rng.random() < 0.1:
+            typos = rng.randint(4, 7)  # a forgotten password: tries, meets the throttle, finds it
         for _ in range(typos):
             out.append(
                 SignIn(
@@ -270,7 +277,23 @@ class _Session:
                 # a link to someone else's record, shared by a relative
                 other = rng.randrange(1, world.customers + 1)
                 self.out.append(api.get_customer(t, who, other))
+            if rng.random() < 0.01:
+                # a flaky network: the app retries the request a few times within a second or two
+                last = self.out[-1]
+                if isinstance(last, Call):
+                    for _ in range(rng.randint(2, 5)):
+                        self.t += 150 + rng.randrange(400)
+                        again = api.get_customer(self.t, who, me) if last.operation == "getCustomer" else None
+                        self.out.append(again or api.list_orders(self.t, who, me))
             self.t += _think(rng) if step not in ("customer", "accounts") else 200 + rng.randrange(900)
+        if own_orders and rng.random() < 0.05:
+            # waiting for an order: the app polls its status every 20 to 30 seconds for a few minutes
+            order = own_orders[-1]
+            for _ in range(rng.randint(4, 15)):
+                self.t += rng.randint(20_000, 30_000)
+                if self.t >= (user.tablet_until if self.tablet else user.token_until) - 30_000:
+                    self._token()
+                self.out.append(api.get_order(self.t, who, me, order))
         return self.out
 
 
@@ -309,6 +332,7 @@ def agent_day(
         agent=agent.agent,
     )
     lunch_done = False
+    pace = rng.choice((1.0, 1.0, 1.0, 0.5))  # some days the queue is twice as long
     while t < end:
         if not lunch_done and t >= lunch:
             t += int((0.5 + rng.random() * 0.5) * HOUR_MS)
@@ -340,7 +364,7 @@ def agent_day(
                 t += _think(rng, 8.0)
         if rng.random() < 0.1:
             out.append(api.update_customer(t, who, customer))
-        t += int(rng.uniform(2.0, 9.0) * 60_000)
+        t += int(rng.uniform(2.0, 9.0) * 60_000 * pace)
     agent.token_until = min(agent.token_until, t)
     return out
 
@@ -396,7 +420,10 @@ def partner_day(world: World, api: Api, rng: random.Random, partner: Partner, da
                 )
             )
             run_t += gap * rng.uniform(0.7, 1.3)
-        sample = sorted(rng.sample(mine, min(int(partner.sample * rng.uniform(0.85, 1.15)), len(mine))))
+        size = partner.sample * rng.uniform(0.85, 1.15)
+        if rng.random() < 0.05:
+            size *= rng.uniform(2.0, 3.0)  # a catch-up run after a failed one
+        sample = sorted(rng.sample(mine, min(int(size), len(mine))))
         for customer in sample:
             who.ip = rng.choice(partner.ips)
             target = customer if rng.random() > 0.003 else world.customers + 1 + rng.randrange(100)
