@@ -210,6 +210,8 @@ function take(alerts) {
     if (tbody) {
       tbody.querySelectorAll("tr.empty").forEach((empty) => empty.remove());
       tbody.prepend(alertRow(alert));
+      const shown = document.getElementById("alert-count");
+      if (shown) shown.textContent = String(tbody.querySelectorAll("tr[data-alert]").length);
     }
     if (tbody || alert.first_seen >= pageSince - SLACK_MS) fresh.push(alert);
   }

@@ -83,6 +83,7 @@ def test_investigation_from_alert_to_block(page: Any, console: ConsoleStack) -> 
     expect(alert_link).to_be_visible()
     assert page.evaluate("() => window.__sameDocument") is True, "the page was reloaded"
     expect(page.locator("#live")).to_contain_text("New high alert")
+    expect(page.locator("#alert-count")).to_have_text("1")
     screenshot(page, "03-alert-arrived")
     eventually(lambda: stored(console, "mallory") >= 8, "mallory's events in the audit store")
 

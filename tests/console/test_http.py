@@ -7,6 +7,8 @@ exactly which header or field makes the difference.
 
 from __future__ import annotations
 
+import html
+import re
 from pathlib import Path
 from urllib.parse import urlencode
 
@@ -243,3 +245,43 @@ def _admin_app(
     console = Console(credential, load_runtime(policy), None, throttle=throttle)
     app = AdminApp(credential, [console.route()])
     return app, console
+
+
+def test_events_are_paged_by_keyset(console: ConsoleStack) -> None:
+    sid = session(console)
+    for _ in range(30):
+        assert console.api("pager", "/orders/1").status == 200
+    eventually(lambda: stored(console, "pager") >= 30, "the events in the audit store")
+    jar = {"Cookie": f"apishield_console={sid}"}
+    first = console.admin("GET", "/console/events?subject=pager&limit=25", headers=jar)
+    older = re.search(rb'rel="next" href="([^"]+)"', first.body)
+    assert older is not None
+    second = console.admin("GET", html.unescape(older.group(1).decode()), headers=jar)
+    assert re.search(rb'rel="next"', second.body) is None  # the last page
+
+    def uids(page: bytes) -> list[bytes]:
+        return re.findall(rb'href="/console/events/([0-9a-f]+)\?', page)
+
+    assert len(uids(first.body)) == 25 and len(uids(second.body)) == 5
+    assert not set(uids(first.body)) & set(uids(second.body))
+
+
+def test_an_alert_is_polled_and_acknowledged_with_a_note(console: ConsoleStack) -> None:
+    sid = session(console)
+    jar = {"Cookie": f"apishield_console={sid}"}
+    for order in range(2, 10):
+        assert console.api("walker", f"/orders/{order}").status == 404
+
+    def alert_of_walker() -> str | None:
+        polled = console.admin("GET", "/console/api/alerts?since=0", headers=jar).json()["alerts"]
+        return next((a["id"] for a in polled if a["key"] == "sub:walker"), None)
+
+    eventually(lambda: alert_of_walker() is not None, "the walker's alert")
+    alert_id = alert_of_walker()
+    form = urlencode({"csrf": csrf_of(console, sid), "note": "<b>seen</b>: a test walk"}).encode()
+    done = console.admin("POST", f"/console/alerts/{alert_id}/ack", form, {**jar, "Content-Type": FORM})
+    assert done.status == 303 and done.headers["location"] == f"/console/alerts/{alert_id}"
+    page = console.admin("GET", f"/console/alerts/{alert_id}", headers=jar)
+    assert b"acknowledged" in page.body and b"&lt;b&gt;seen&lt;/b&gt;: a test walk" in page.body
+    listed = console.admin("GET", "/console/alerts?status=acknowledged", headers=jar)
+    assert alert_id is not None and alert_id.encode() in listed.body
