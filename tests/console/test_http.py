@@ -285,3 +285,23 @@ def test_an_alert_is_polled_and_acknowledged_with_a_note(console: ConsoleStack) 
     assert b"acknowledged" in page.body and b"&lt;b&gt;seen&lt;/b&gt;: a test walk" in page.body
     listed = console.admin("GET", "/console/alerts?status=acknowledged", headers=jar)
     assert alert_id is not None and alert_id.encode() in listed.body
+
+
+def test_principal_pages_for_every_kind_of_key(console: ConsoleStack) -> None:
+    sid = session(console)
+    jar = {"Cookie": f"apishield_console={sid}"}
+    assert console.api("keyed", "/orders/1").status == 200
+    eventually(lambda: stored(console, "keyed") >= 1, "the event in the audit store")
+    for key in (
+        "sub:keyed",
+        "client:orders-app",
+        "ip:127.0.0.1",
+        "token:0123abcd",
+        "api_key:k-1",
+        "account:bob",
+    ):
+        page = console.admin("GET", "/console/principal?" + urlencode({"key": key}), headers=jar)
+        assert page.status == 200, key
+        assert (b'id="block-form"' in page.body) is (not key.startswith("account:")), key
+    unknown = console.admin("GET", "/console/principal?key=alice", headers=jar)
+    assert unknown.status == 400 and b"sub:SUBJECT" in unknown.body
