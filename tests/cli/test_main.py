@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -11,7 +12,7 @@ from pathlib import Path
 
 import orjson
 
-from tests.support import DATA, free_port, http
+from tests.support import DATA, eventually, free_port, http
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "customer_api"
 
@@ -129,7 +130,7 @@ def test_version() -> None:
 
 
 def test_demo_end_to_end() -> None:
-    port, upstream_port, issuer_port = free_port(), free_port(), free_port()
+    port, upstream_port, issuer_port, admin_port = free_port(), free_port(), free_port(), free_port()
     proc = subprocess.Popen(
         [
             sys.executable,
@@ -142,6 +143,8 @@ def test_demo_end_to_end() -> None:
             str(upstream_port),
             "--issuer-port",
             str(issuer_port),
+            "--admin-port",
+            str(admin_port),
         ],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -182,6 +185,26 @@ def test_demo_end_to_end() -> None:
         assert r.status == 200, (minted.stdout, r.body)
         assert {c["id"] for c in r.json()} == {1, 2, 5}
         assert all("passwordHash" not in c and "email" not in c for c in r.json())
+        # the audit trail: the gateway's requests and the issuer's sign-ins, in the demo's database
+        db = next(line for line in lines if "audit trail" in line).split()[2]
+        token_file = next(line for line in lines if "console" in line).split("token in ")[1].rstrip(")")
+        admin_token = Path(token_file).read_text().strip()
+
+        def stored() -> list[dict[str, object]]:
+            out = subprocess.run(
+                [sys.executable, "-m", "apishield", "events", "--db", db, "--json", "--limit", "200"],
+                capture_output=True,
+                text=True,
+                timeout=60,
+            )
+            assert out.returncode == 0, out.stderr
+            return [json.loads(x) for x in out.stdout.splitlines() if x.strip()]
+
+        eventually(lambda: {3002, 6003} <= {e["class_uid"] for e in stored()}, "events of both classes")
+        assert any(e["api"]["operation"] == "getCustomer" for e in stored() if e["class_uid"] == 6003)
+        metrics = http(admin_port, "GET", "/metrics", headers={"Authorization": f"Bearer {admin_token}"})
+        assert metrics.status == 200 and b'apishield_requests_total{operation="getCustomer"' in metrics.body
+        assert http(admin_port, "GET", "/metrics").status == 401
         proc.send_signal(signal.SIGINT)
         rest = proc.communicate(timeout=20)[0]
         assert proc.returncode == 0

@@ -43,7 +43,9 @@ def scenario(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Scenario]:
     demo = bootstrap_demo(tmp / "issuer", issuer_url, "customer-api", password_hash=FAST_HASH)
     issuer = ServerThread(create_issuer_app(demo.settings), issuer_port).start()
     upstream = ServerThread(load_example_app(folder, tmp / "customers.db"), upstream_port).start()
-    policy = demo_policy(folder, tmp, upstream_port, port, demo.gateway_jwt_provider(), demo.revocation_store)
+    policy = demo_policy(
+        folder, tmp, upstream_port, port, demo.gateway_jwt_provider(), demo.revocation_store, free_port()
+    )
     gateway = ServerThread(Gateway.from_runtime(load_runtime(policy)), port).start()
     try:
         s = Scenario(gateway, upstream, issuer_url)
