@@ -22,7 +22,7 @@ import orjson
 import pytest
 
 from apishield.core.pipeline import Pipeline
-from apishield.detect.alerts import AlertQuery
+from apishield.detect.alerts import Alert, AlertQuery
 from apishield.detect.service import DetectionService
 from apishield.detect.signal import Signal
 from apishield.proxy.gateway import Gateway
@@ -250,7 +250,14 @@ def test_request_events_become_an_alert_a_finding_and_a_block(
             for e in gw.recent_events()
             if e["class_uid"] == 6003 and e["http_request"]["url"]["path"] == "/trap"
         )
-        listed = gw.run(gw.service.alerts.query(AlertQuery()))
+
+        # the block is enforced first, then the response is noted on the alert: wait for the note
+        def responded() -> list[Alert]:
+            listed = gw.run(gw.service.alerts.query(AlertQuery()))
+            return listed if listed and listed[0].response is not None else []
+
+        eventually(lambda: bool(responded()), "the response noted on the alert")
+        listed = responded()
         assert len(listed) == 1
         alert = listed[0]
         assert (alert.detector, alert.key, alert.event_ids) == ("shadow_api", "ip:127.0.0.1", (trap_uid,))
