@@ -150,11 +150,13 @@ class DetectionEngine:
                     p = table.admit(f.principal, PrincipalState(t))
                 else:
                     p.seen = t
-                p.ids[p.count % _SAMPLE_IDS] = f.uid
-                p.count += 1
                 status = f.status
-                if volume is not None:
-                    volume.observe(f, p, out)
+                # the principal's recent event ids, for signals: once it is busy (three calls of an
+                # operation within about a minute) or refused; a quiet principal's are never needed
+                busy = volume.observe(f, p, out) if volume is not None else 3
+                if busy >= 3 or not f.success:
+                    p.ids[p.count % _SAMPLE_IDS] = f.uid
+                    p.count += 1
                 if f.success:
                     if scraping is not None and (f.records or f.length):
                         scraping.observe(f, p, out)

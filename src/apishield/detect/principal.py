@@ -43,12 +43,14 @@ class PrincipalState:
         "seen",
         "shadow",
         "token",
+        "token_hash",
         "token_state",
     )
 
     def __init__(self, time: int) -> None:
         self.seen = time
-        # the most recent event ids: a ring of SAMPLE_IDS slots, written `count` times (by the engine)
+        # recent event ids: a ring of SAMPLE_IDS slots, written `count` times by the engine (the events
+        # of the principal once busy or refused: those a signal about it may link)
         self.ids: list[str] = [""] * SAMPLE_IDS
         self.count = 0
         self.ops: dict[str, VolumeState] = {}
@@ -59,6 +61,7 @@ class PrincipalState:
         self.pressure: PressureState | None = None
         # the token (or API key) of the principal's last request, and its state in the token detector
         self.token: str | None = None
+        self.token_hash = 0  # hash(token): compared instead of the string, which is cold by now
         self.token_state: TokenState | None = None
 
     def recent(self) -> list[str]:

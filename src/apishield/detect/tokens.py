@@ -64,11 +64,12 @@ class TokenState:
 
     __slots__ = (
         "agent",
+        "agent_hash",
         "agent_interleaves",
         "agents",
         "ids",
         "interleaves",
-        "ip",
+        "ip_hash",
         "net",
         "nets",
         "principal",
@@ -76,11 +77,14 @@ class TokenState:
         "seen",
     )
 
-    def __init__(self, time: int, ip: str, net: str, agent: str, principal: str) -> None:
+    def __init__(
+        self, time: int, ip_hash: int, net: str, agent: str, agent_hash: int, principal: str
+    ) -> None:
         self.seen = time
-        self.ip = ip
+        self.ip_hash = ip_hash
         self.net = net
         self.agent = agent
+        self.agent_hash = agent_hash
         # made at the first switch (most tokens never have one):
         self.nets: dict[str, int] | None = None  # other networks -> last use
         self.agents: dict[str, int] | None = None  # other agents -> last use
@@ -157,23 +161,33 @@ class TokenSharingDetector(Detector):
         time = f.time
         ip = f.ip
         agent = f.agent or ""
+        # hashes, not strings, are compared with the state: the strings of the event are fresh in
+        # the CPU's cache, the stored ones are not (a collision of 64-bit SipHash values, keyed per
+        # process, is not something a client can arrange)
+        key_hash = hash(key)
+        ip_hash = hash(ip)
+        agent_hash = hash(agent)
         s = p.token_state
-        if s is None or key != p.token:
+        if s is None or key_hash != p.token_hash:
             s = self.states.data.get(key)
             if s is None:
-                s = self.states.admit(key, TokenState(time, ip, self.network(ip), agent, f.principal))
+                s = self.states.admit(
+                    key, TokenState(time, ip_hash, self.network(ip), agent, agent_hash, f.principal)
+                )
             p.token = key
+            p.token_hash = key_hash
             p.token_state = s
         s.requests += 1
-        if ip == s.ip and agent == s.agent:
+        if ip_hash == s.ip_hash and agent_hash == s.agent_hash:
             s.seen = time
             return
         net = self.nets.get(ip) or self.network(ip)
-        s.ip = ip
-        if net == s.net and agent == s.agent:
+        s.ip_hash = ip_hash
+        if net == s.net and agent_hash == s.agent_hash:
             s.seen = time  # another address of the same network (a partner's pool of egress addresses)
             return
         self._moved(f, s, key, net, agent, out)
+        s.agent_hash = agent_hash
 
     def _moved(self, f: Facts, s: TokenState, key: str, net: str, agent: str, out: list[Signal]) -> None:
         """The network or the agent differs from the token's previous request."""

@@ -75,6 +75,7 @@ class VolumeDetector(Detector):
         self.p = policy
         self.bucket = int(policy.bucket * 1000)
         self.peers: dict[tuple[str, str], Quantiles] = {}
+        self.names: dict[str, str] = {}
         # every bar is at least this: below it, nothing is computed
         self.floor = min(policy.min_requests, policy.ceiling_requests)
 
@@ -106,9 +107,18 @@ class VolumeDetector(Detector):
             p.ops.clear()
         return VolumeState(f.time, self.p.alpha, peer, group)
 
-    def observe(self, f: Facts, p: PrincipalState, out: list[Signal]) -> None:
+    def _name(self, op: str) -> str:
+        """The one string object kept for an operation name (its dict lookups then compare by identity)."""
+        if len(self.names) >= 65_536:
+            self.names.clear()
+        self.names[op] = op
+        return op
+
+    def observe(self, f: Facts, p: PrincipalState, out: list[Signal]) -> int:
+        """Count the request; returns the principal's requests of this operation in the last bucket or so."""
         time = f.time
         op = f.operation or "?"
+        op = self.names.get(op) or self._name(op)
         s = p.ops.get(op)
         if s is None:
             s = p.ops[op] = self._new(f, p, op)
@@ -130,17 +140,17 @@ class VolumeDetector(Detector):
         s.count += 1
         count = s.count
         if count + s.prev < self.floor:
-            return
+            return count + s.prev
         bar = s.bar if s.bar >= 0 else self._bar(s)
         if count + s.prev < bar:
-            return
+            return count + s.prev
         remaining = self.bucket - (time - s.start)
         if remaining > 0 and s.prev:
             count += s.prev * remaining // self.bucket
-        if count < s.bar:
-            return
-        s.flagged = True
-        self._signal(f, p, s, op, count, out)
+        if count >= s.bar:
+            s.flagged = True
+            self._signal(f, p, s, op, count, out)
+        return count
 
     def _signal(
         self, f: Facts, p: PrincipalState, s: VolumeState, op: str, count: int, out: list[Signal]
