@@ -116,6 +116,7 @@ def demo(port: int, upstream_port: int, issuer_port: int, admin_port: int, no_wa
 
 
 from apishield.cli.alerts import alerts, blocks  # noqa: E402
+from apishield.cli.detect import detect, simulate  # noqa: E402
 from apishield.cli.events import events  # noqa: E402
 from apishield.cli.issuer import clients, issuer, token, users  # noqa: E402
 from apishield.cli.keys import keys  # noqa: E402
@@ -150,7 +151,7 @@ def explain(config_path: str, operation: str | None, as_json: bool) -> None:
         click.echo(render_text(data))
 
 
-for _command in (keys, issuer, clients, users, token, events, alerts, blocks):
+for _command in (keys, issuer, clients, users, token, events, alerts, blocks, detect, simulate):
     main.add_command(_command)
 
 
