@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import os
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -33,7 +32,7 @@ from urllib.parse import unquote
 
 import orjson
 
-from apishield.audit.event import _PRODUCT, OCSF_VERSION
+from apishield.audit.event import _PRODUCT, OCSF_VERSION, event_uid
 
 __all__ = ["LOGOFF", "LOGON", "authentication_event", "basic_client_id", "error_code"]
 
@@ -79,7 +78,7 @@ def authentication_event(
         "metadata": {
             "version": OCSF_VERSION,
             "product": _PRODUCT,
-            "uid": os.urandom(16).hex(),
+            "uid": event_uid(now),
             "log_name": "authentication",
             "profiles": _PROFILES,
         },
