@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import pytest
+from pydantic import ValidationError
+
+from apishield.config.detection import DetectionPolicy
 from apishield.config.detectors import DetectorsPolicy, EnumerationPolicy
 from apishield.detect.engine import DetectionEngine
 from apishield.detect.simulate import events
@@ -91,3 +95,16 @@ def test_disabled_detectors_do_not_run() -> None:
     _probe(s, 0, 60)
     policy = DetectorsPolicy(enumeration=EnumerationPolicy(enabled=False))
     assert of(run(s.events, policy), "enumeration") == []
+
+
+def test_the_policy_section_reads_durations_and_refuses_unknown_keys() -> None:
+    policy = DetectionPolicy.model_validate(
+        {"detectors": {"enumeration": {"window": "15m", "response": "block", "block_duration": "1h"}}}
+    )
+    settings = policy.detectors.settings("enumeration")
+    assert (settings.block_duration, settings.response) == (3600.0, "block")
+    assert policy.detectors.enumeration.window == 900.0
+    with pytest.raises(ValidationError):
+        DetectionPolicy.model_validate({"detectors": {"enumeration": {"treshold": 3}}})
+    with pytest.raises(KeyError):
+        policy.detectors.settings("max_keys")

@@ -93,8 +93,9 @@ class CredentialStuffingPolicy(DetectorPolicy):
     # (from one address it takes ip_failures)
     account_failures: Count = 8
     account_addresses: Count = 2
-    # population level (low and slow across many addresses): failed sign-ins per bucket
-    # against an EWMA of earlier buckets; fires at max(population_min, mean + k*sigma, factor*mean)
+    # population level (low and slow across many addresses): distinct accounts with a failed sign-in
+    # per bucket, against an EWMA of the earlier buckets (empty ones included), after `warmup` buckets;
+    # fires at max(population_min, mean + population_sigmas * sd, population_factor * mean)
     population_bucket: Positive = 300.0
     population_min: Count = 15
     population_sigmas: Annotated[float, Field(ge=0.0)] = 6.0
@@ -188,7 +189,8 @@ class DetectorsPolicy(_Model):
     volume: VolumePolicy = VolumePolicy()
     shadow_api: ShadowApiPolicy = ShadowApiPolicy()
     rate_limit_pressure: RateLimitPressurePolicy = RateLimitPressurePolicy()
-    # per detector: keys tracked at most (the least recently seen are forgotten first)
+    # keys tracked at most per table (principals, tokens, addresses, accounts); beyond, the least
+    # recently seen are forgotten first
     max_keys: Annotated[int, Field(ge=16)] = 100_000
     # a key not seen for this long is forgotten, with its baseline
     idle_timeout: Positive = 21_600.0

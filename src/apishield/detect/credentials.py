@@ -32,18 +32,28 @@ token is the token-sharing detector's.
   standard deviation is at least Poisson's, only after ``warmup`` buckets.
   Such a signal names no principal, so it never carries a block or
   throttle; its evidence lists the addresses and accounts of the bucket.
+  Spread over at least ``population_min`` addresses, the campaign is out of
+  reach of the address rule and the severity is one level higher. One
+  service key stands for every campaign, so a bucket below the bar ends an
+  episode: the next campaign is signalled at once, not after
+  ``resignal_after``.
 
 **Why these defaults.** A user who mistypes a password fails two or three
-times and then signs in; mobile carriers put many users behind one address
-(carrier-grade NAT), so an address may see a handful of unrelated typos and
-expired tokens an hour. Twenty failures or six accounts from one address in
-ten minutes is far beyond that, and the issuer's own throttle (5 failures
-per account, 20 per address per 15 minutes) refuses an attacker before the
-password is checked, but the attempts still arrive and are counted here.
-At the population level the reference traffic has at most a couple of
-distinct failing accounts per five minutes at its daily peak; fifteen, and
-six standard deviations, keep a whole year of such buckets below the bar,
-while a botnet trying one account per second crosses it in under a minute.
+times and then signs in; one who forgot it tries a few more, meets the
+issuer's throttle (5 failures per account, 20 per address per 15 minutes)
+and retries into it; mobile carriers put many users behind one address
+(carrier-grade NAT), so an address sees a handful of unrelated typos and
+expired tokens an hour. Twenty failures or six accounts from one address
+in ten minutes is far beyond that; the throttle refuses an attacker before
+the password is checked, but the attempts still arrive and are counted
+here. Eight failures of one account from two or more addresses is beyond a
+forgetful owner and reached within a minute by guessing through rotating
+proxies at one attempt every few seconds. At the population level the
+reference traffic has at most a couple of distinct failing accounts per
+five minutes at its daily peak: for a Poisson count of mean one, fifteen has
+a probability below 10^-12 per bucket. A botnet trying one account every
+two seconds crosses it in half a minute. Buckets that crossed the bar are
+kept out of the baseline, so a long campaign does not raise it.
 """
 
 from __future__ import annotations
@@ -226,6 +236,9 @@ class CredentialStuffingDetector(Detector):
                 self.baseline.n += 1
             else:
                 self.baseline.add(count)
+                # a bucket below the bar ends the episode: another campaign is signalled at once
+                for key in [k for k in self.signalled if k.startswith("service:")]:
+                    del self.signalled[key]
             self.baseline.decay(periods - 1)
             self.pop_prev = count if periods == 1 else 0
             self.pop_start += periods * self.bucket
@@ -253,7 +266,8 @@ class CredentialStuffingDetector(Detector):
             return
         self.pop_flagged = True
         key = "service:" + (f.service or "sign-in")
-        severity = p.severity
+        # spread over as many addresses as the bar: no address rule can stop it, one level more
+        severity = min(p.severity + 1, 5) if len(self.pop_ips) >= p.population_min else p.severity
         repeat = self.may_signal(key, time, severity)
         if not repeat:
             return

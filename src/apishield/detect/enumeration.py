@@ -11,37 +11,42 @@ that is not being refused costs one attribute check per event.
 on most of them: the gateway's object-level rules answer 404 (or 403) for
 another customer's record, exactly as for one that does not exist. So the
 detector counts the *distinct* objects refused to the caller on the route,
-and the share of its requests to the route that were refused. It signals
-when at least ``min_denied_objects`` distinct objects were refused and they
-are at least ``min_denied_share`` of its requests. Distinct objects, not
-requests: a client retrying one missing order is not enumerating. The share:
-a partner job that reads thousands of its own customers and meets a few
-deleted ones has many refusals but a tiny share.
+and the share of its requests to the route (since the window opened) that
+were refused. It signals when at least ``min_denied_objects`` distinct
+objects were refused and they are at least ``min_denied_share`` of its
+requests. Distinct objects, not requests: a client retrying one missing
+order is not enumerating. The share: a partner job that reads thousands of
+its own customers and meets a few deleted ones has many refusals but a
+tiny share.
 
-**Sequential walks.** Numeric identifiers visited in steps of one or two
-(``41, 42, 44, 45...``) are how enumeration scripts work; a walk of
-``walk_length`` refused objects in such steps is signalled without waiting
-for ``min_denied_objects``. Walks alone (all answered 200) are not signalled here: a partner
-reading its own contiguous block of customers walks too. Reading far more
-objects than usual, refused or not, is the scraping detector's business.
+**Sequential walks.** Numeric identifiers tried in steps of one or two
+(``41, 42, 44, 45...``) are how enumeration scripts work: ``walk_length``
+refused ids in such steps are signalled at once, below
+``min_denied_objects``. Walks of successes are not signalled here: a
+partner reading its own contiguous block of customers walks too. Reading
+far more objects than usual, refused or not, is the scraping detector's
+business.
 
 **Baseline and warm-up.** The absolute bar is the floor. Per route, the
 distribution of refused objects per principal and window is also learnt (a
-log-binned 99th percentile over every closed window of a principal that was
-refused there): once ``warmup`` windows were seen, the bar is at least ``peer_factor`` times that p99, so a
+log-binned 99th percentile over the closed windows of the principals that
+were refused there; windows that were signalled are left out, so an attack
+does not teach the baseline to accept the next one). Once ``warmup``
+windows were seen, the bar is at least ``peer_factor`` times that p99, so a
 route where refusals are normal (an availability check that mostly answers
 404) does not alert everyone. Until then only the floor judges.
 
 **Why these defaults.** 20 distinct refused objects at 50 % in ten minutes:
-a customer of the reference traffic meets a 404 or two a day (a stale link,
-a deleted order); a support agent is never refused; no legitimate population
-comes within a factor of five. An attacker at machine speed crosses it in
-seconds, and in 20 requests whatever its pace; a walk is caught after 8.
-Cloudflare's BOLA labelling counts "unique data points" per session and
-endpoint the same way, but on successes and against an endpoint baseline
-that needs 10,000 sessions; counting refusals lets a gateway that already
-enforces object-level rules flag the probe itself, from the first window
-(ecosystem research §2.1, §2.2).
+in the reference traffic a customer meets a 404 or two a day (a stale link,
+a deleted order, a relative's shared link), a support agent a mistyped id
+now and then, a partner's job a deleted customer in a few hundred reads; no
+legitimate principal comes near. An attacker is caught after 20 refused
+objects whatever its pace, or after 8 when it walks the ids, in seconds at
+machine speed. Cloudflare's BOLA labelling counts "unique data points" per
+session and endpoint the same way, but on successes and against an
+endpoint baseline that needs 10,000 sessions; counting refusals lets a
+gateway that already enforces object-level rules flag the probe itself,
+from the first window (ecosystem research §2.1, §2.2).
 """
 
 from __future__ import annotations

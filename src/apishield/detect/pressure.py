@@ -2,8 +2,9 @@
 
 **What it watches.** Answers 429 (``quota-exceeded`` / ``too-many-requests``;
 the limit that refused is in ``unmapped.rate_limits``), per principal, in a
-sliding window (``window``, 5 minutes); once a principal has been refused,
-also its other requests, for the refused share.
+window (``window``, 5 minutes) that opens at its first refusal; from then
+on its other requests are counted too, for the refused share. A principal
+that was never refused costs one attribute check per event.
 
 **The signal.** ``min_refusals`` refusals that are at least ``min_share`` of
 the principal's requests since its first refusal of the window. A rate
@@ -18,10 +19,13 @@ path.
 **Baseline.** None: the rate limits are the policy's statement of normal,
 so repeated refusals are abnormal by definition. No warm-up.
 
-**Why these defaults.** Thirty refusals in five minutes at 20 % of the
-requests: the reference traffic's partners, whose jobs back off, are
-refused a few times in a busy hour; a client hammering at twice its limit
-is refused half of the time and crosses the bar within seconds.
+**Why these defaults.** Ten refusals in five minutes at 20 % of the
+requests: a job that backs off when refused is refused a handful of times
+and then a small share of its requests; a client hammering at three times
+its limit is refused two requests in three once its burst is spent, and
+crosses the bar a few seconds later. With the example policy's burst of a
+hundred, the first refusal comes after a hundred-odd requests, so the
+volume detector, which judges the rate itself, usually speaks first.
 """
 
 from __future__ import annotations

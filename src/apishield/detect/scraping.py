@@ -15,17 +15,21 @@ was active:
 
 * its *own*: an EWMA of records and of bytes per active window, judged as
   ``mean + 3 sd`` (the standard deviation at least Poisson's), after
-  ``warmup`` active windows;
+  ``warmup`` active windows. Windows that crossed the bar are left out of
+  both baselines: a scraper must not teach the baseline its own volume
+  (with them, a partner's stolen credentials used daily went unnoticed
+  from the third day of a simulated week);
 * its *peers'*: the 99th percentile of records and bytes per active window
-  over every principal of its peer group (the client and the roles: mobile
+  over the principals of its peer group (the client and the roles: mobile
   customers, support agents, one partner's jobs), after ``peer_warmup``
-  windows of the group.
+  windows of the group; each principal adds at most one window an hour, so
+  no single principal makes the group's quantile.
 
 **The signal.** A window's records (or bytes) above ``min_records`` (or
 ``min_bytes``) *and* above ``own_factor`` times its own baseline *and* above
 ``peer_factor`` times its peers'. Both, because each alone misleads: a
 partner's nightly export is far above the customers' but not above its
-own; a support agent who reads fifty customers an hour is far above her
+own; a support agent who reads fifty customers an hour is far above the
 customers' but not above other agents'. A principal without a warm own
 baseline is judged by its peers; with neither warm, only by
 ``ceiling_records``. The coverage of the id space goes in the evidence: the
@@ -37,11 +41,13 @@ or more objects at a density of one half or more raise the severity.
 **Why these defaults.** Five minutes holds a partner's batch run and a
 support agent's few tickets; a factor of four over one's own ``mean + 3 sd``
 and three over the peers' p99 leave the reference traffic's heaviest
-legitimate windows (the morning peak, a partner's hourly full sync) inside
-the bar, and fifty records is more than a customer's whole data. A scraper
-at machine speed (a few requests a second, or pages of a hundred) crosses
-it within a minute. Salt and Noname baseline response sizes per identity
-the same way (ecosystem research §2.2).
+legitimate windows inside the bar (a partner's catch-up run at three times
+its usual work, a support agent's busy day, a customer with eighty orders
+whose app refreshes them), and fifty records is more than most customers'
+whole data. A scraper at machine speed (a few requests a second, or pages
+of fifty) crosses it within a minute and two hundred requests. Salt and
+Noname baseline response sizes per identity the same way (ecosystem
+research §2.2).
 """
 
 from __future__ import annotations
@@ -55,6 +61,7 @@ from apishield.detect.detector import Detector
 from apishield.detect.facts import Facts, object_of
 from apishield.detect.principal import PrincipalState
 from apishield.detect.signal import Signal
+from apishield.detect.volume import PEER_EVERY_MS
 
 __all__ = ["ScrapingDetector", "ScrapingState"]
 
@@ -84,6 +91,7 @@ class ScrapingState(Ewma):
         "flagged",
         "objects",
         "peer",
+        "peer_at",
         "prev_bytes",
         "prev_records",
         "records",
@@ -103,6 +111,7 @@ class ScrapingState(Ewma):
         # (route, object id) read, from the moment the window is busy
         self.objects: dict[tuple[str, str], None] | None = None
         self.peer = peer
+        self.peer_at = time - PEER_EVERY_MS  # when this principal last added a window to its peers'
         self.bar_records = -1  # computed when first needed in a window
         self.bar_bytes = -1
         self.checked = 0  # objects when coverage was last computed
@@ -158,8 +167,10 @@ class ScrapingDetector(Detector):
                 s.bytes_mean += s.alpha * d
                 s.bytes_var = (1.0 - s.alpha) * (s.bytes_var + s.alpha * d * d)
             s.add(s.records)
-            s.peer.records.add(s.records)
-            s.peer.bytes.add(s.bytes)
+            if time - s.peer_at >= PEER_EVERY_MS:
+                s.peer_at = time
+                s.peer.records.add(s.records)
+                s.peer.bytes.add(s.bytes)
         if elapsed < 2 * self.window:
             s.prev_records, s.prev_bytes = s.records, s.bytes
             s.start = time - elapsed % self.window

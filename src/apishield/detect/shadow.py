@@ -2,9 +2,11 @@
 
 **What it watches.** Requests the gateway answered without an operation
 (``api.operation`` ``undocumented``: no path of the OpenAPI document
-matched, or the method is not one of the path's), per principal (or
-address, for anonymous callers), in a sliding window (``window``, 5
-minutes): how many, and how many distinct paths.
+matched, or the method is not one of the path's), per principal, in a
+sliding window (``window``, 5 minutes): how many, and how many distinct
+paths. The gateway's router refuses such a request before authentication
+runs, so its event is anonymous and the principal is the client address
+(behind carrier-grade NAT, many people's).
 
 **The signal.** ``min_paths`` distinct undocumented paths, or
 ``min_requests`` undocumented requests whatever the paths. Distinct paths
@@ -21,9 +23,11 @@ near zero and an absolute bar is both explainable and stable. There is no
 warm-up for the same reason.
 
 **Why these defaults.** The reference traffic's undocumented requests come
-from outdated app versions (one removed path, once per session) and rare
-typos; twelve distinct paths in five minutes is beyond any of them, and a
-scanner at a few requests a second crosses it within seconds.
+from outdated app versions (one removed path, once per session, from
+addresses that carriers share among many users); twelve distinct paths in
+five minutes is beyond any of them, and a scanner at a few requests a
+second crosses it within seconds. Sixty requests to any paths in five
+minutes is the bound for a client hammering one.
 """
 
 from __future__ import annotations

@@ -35,10 +35,17 @@ is signalled at once, severity 5, on the subject.
 requests of an active session, so concurrent use is seen as concurrent, and
 shorter than a commute, so a user who moves from home to the office does
 not look like two users. Four interleaves tolerate a phone flapping at the
-edge of Wi-Fi coverage; three networks tolerate Wi-Fi, carrier and a
-carrier address change in one session. There is no warm-up: nothing here
-is learnt, the invariant (one token, one client) holds from the first
-request.
+edge of Wi-Fi coverage; four networks at once tolerate Wi-Fi and a carrier
+whose NAT hands out a new address every session, for a user who opens the
+app several times in five minutes. There is no warm-up: nothing here is
+learnt, the invariant (one token, one client) holds from the first request.
+
+**Cost.** The common request (same address, same agent as the token's last
+one) costs three hashes and two integer compares: the state keeps the
+hashes of the last address and agent, because comparing the event's fresh
+strings with stored ones would touch memory that is no longer in the CPU's
+cache. A collision of the per-process keyed 64-bit SipHash values is not
+something a client can arrange.
 """
 
 from __future__ import annotations

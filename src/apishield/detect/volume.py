@@ -13,24 +13,31 @@ per session rather than per address (ecosystem research §2.1, §2.3):
   deviation at least Poisson's) once ``warmup`` such buckets were seen.
   Active buckets only: a user who opens the app three times a day has a
   baseline of its rate while active, not of a day that is mostly zeros;
-* *peers'*: the 99th percentile of the same counts over every principal of
+* *peers'*: the 99th percentile of the same counts over the principals of
   its peer group (client and roles) and the operation, from a log-binned
-  histogram, once ``peer_warmup`` buckets were seen.
+  histogram, once ``peer_warmup`` buckets were seen. Each principal adds at
+  most one bucket an hour, so the quantile is one over principals: a single
+  busy principal (a script started before the group's baseline was warm)
+  cannot make the group's p99 its own.
 
 **The signal.** A bucket with at least ``min_requests`` requests that is
 above ``own_factor`` times its own baseline and ``peer_factor`` times its
 peers' p99, whichever are warm. With neither warm, only
 ``ceiling_requests`` judges: a new principal of a new client is not judged
-by a baseline that does not exist yet. Thresholds are recomputed when a
-bucket closes, so an event costs a dict lookup, an increment and a
-comparison.
+by a baseline that does not exist yet. A bucket's threshold is computed
+once, when the bucket first reaches the floor (``min_requests``), so most
+events cost a dict lookup, an increment and a comparison. Buckets that
+crossed their threshold are left out of both baselines.
 
 **Why these defaults.** A customer of the reference traffic calls an
-operation a few times a minute at most; a partner's batch job calls one
-tens of times a minute, steadily, and its baseline is its own. Thirty a
-minute, three times one's own ``mean + 3 sd`` and four times the peers'
-p99, is beyond every legitimate minute of a simulated week, and a script
-that calls an operation every second crosses it within its first minute.
+operation a few times a minute at most (an app that polls a pending
+order's status, or retries on a flaky network, a few more); a partner's
+batch job calls one tens of times a minute, steadily, and its baseline is
+its own. Thirty a minute, three times one's own ``mean + 3 sd`` and four
+times the peers' p99, is beyond every legitimate minute of the simulated
+weeks, and a script that calls an operation every second crosses it within
+its first minute. The peer group's p99 is trusted after fifty buckets: a
+thin estimate (the maximum, near enough), which errs high.
 """
 
 from __future__ import annotations
@@ -47,12 +54,13 @@ from apishield.detect.signal import Signal
 __all__ = ["VolumeDetector", "VolumeState"]
 
 _MAX_OPERATIONS = 256  # operations tracked per principal
+PEER_EVERY_MS = 3_600_000  # a principal adds at most one bucket an hour to its peer group's histogram
 
 
 class VolumeState(Ewma):
     """A principal's current bucket of one operation; itself the EWMA of its earlier active buckets."""
 
-    __slots__ = ("bar", "count", "flagged", "peer", "peer_group", "prev", "start")
+    __slots__ = ("bar", "count", "flagged", "peer", "peer_at", "peer_group", "prev", "start")
 
     def __init__(self, time: int, alpha: float, peer: Quantiles, peer_group: str) -> None:
         self.alpha = alpha
@@ -62,6 +70,7 @@ class VolumeState(Ewma):
         self.count = 0
         self.prev = 0
         self.peer = peer
+        self.peer_at = time - PEER_EVERY_MS  # when this principal last added a bucket to its peers'
         self.peer_group = peer_group
         self.bar = -1  # computed when first needed in a bucket
         self.flagged = False  # crossed its bar: kept out of the baselines
@@ -128,7 +137,9 @@ class VolumeDetector(Detector):
                 s.flagged = False
             else:
                 s.add(s.count)
-                s.peer.add(s.count)
+                if time - s.peer_at >= PEER_EVERY_MS:
+                    s.peer_at = time
+                    s.peer.add(s.count)
             if elapsed < 2 * self.bucket:
                 s.prev = s.count
                 s.start = time - elapsed % self.bucket

@@ -8,9 +8,10 @@ Three populations, modelled on how such an API is used:
   evening peak; quiet nights). A session opens the app (own record,
   accounts, orders), then browses a few of the user's own orders, now and
   then edits the profile or places an order, with log-normal think times.
-  Networks: the home Wi-Fi or the carrier's NAT (a new shared address per
-  session); a fifth of the users move between networks within sessions
-  (Wi-Fi to carrier, carrier address changes, a rare flap back). A tenth
+  Networks: the home Wi-Fi or the carrier's NAT (an address shared with many
+  subscribers, kept for 20 minutes to 3 hours, then another); a fifth of the
+  users move between networks within sessions (Wi-Fi to carrier, a new
+  carrier address, a rare flap back). A tenth
   also have a tablet, with its own token. Access tokens live an hour and
   are refreshed at the issuer; a few apps first send an expired token and
   get a 401; a few sessions start with a password sign-in, some with a typo
@@ -153,7 +154,7 @@ class _Session:
         self.out: list[Item] = []
         tablet = user.tablet_agent is not None and rng.random() < 0.3
         self.tablet = tablet
-        ip = user.home_ip if rng.random() < 0.55 else world.carrier_ip(user.carrier, rng)
+        ip = user.home_ip if rng.random() < 0.55 else world.cell_ip(user, start, rng)
         self.who = Who(
             sub=user.username,
             client=MOBILE_CLIENT,
@@ -212,7 +213,8 @@ class _Session:
         if len(self.ips) >= 2 and rng.random() < 0.2:
             who.ip = self.ips[-2]  # a flap back
         elif who.ip == self.user.home_ip or rng.random() < 0.5:
-            who.ip = self.world.carrier_ip(self.user.carrier, rng)
+            # to the carrier, whose NAT sometimes hands out another address on the way
+            who.ip = self.world.cell_ip(self.user, self.t, rng, renew=rng.random() < 0.3)
         else:
             who.ip = self.user.home_ip
         self.ips.append(who.ip)

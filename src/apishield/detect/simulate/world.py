@@ -52,6 +52,8 @@ class User:
     token_until: int = 0  # ms; the access token's expiry
     tablet_token: str | None = None
     tablet_until: int = 0
+    cell_ip: str | None = None  # the carrier NAT's address for this subscriber, while it lasts
+    cell_until: int = 0
 
 
 @dataclass
@@ -97,6 +99,14 @@ class World:
         """An address of a carrier's NAT pool (a /20: many users share each address)."""
         n = rng.randrange(4096)
         return f"100.{64 + carrier * 8}.{n >> 8}.{n & 255 or 1}"
+
+    def cell_ip(self, user: User, t: int, rng: random.Random, renew: bool = False) -> str:
+        """The user's address behind the carrier's NAT at ``t``: kept for a while, as carrier-grade NATs
+        pair every flow of a subscriber with one external address (RFC 6888 REQ-2), then another."""
+        if renew or user.cell_ip is None or t >= user.cell_until:
+            user.cell_ip = self.carrier_ip(user.carrier, rng)
+            user.cell_until = t + rng.randrange(20, 180) * 60_000
+        return user.cell_ip
 
     def partner_of(self, customer: int) -> str:
         return self.owner[customer] if 0 < customer <= self.customers else ""
