@@ -96,7 +96,13 @@ def simulate(
     import orjson
 
     from apishield.detect.simulate import simulate as run
-    from apishield.detect.simulate.report import detector_table, plain, scenario_table, summary_lines
+    from apishield.detect.simulate.report import (
+        detector_table,
+        plain,
+        scenario_summary_table,
+        scenario_table,
+        summary_lines,
+    )
     from apishield.detect.simulate.report import markdown as render_markdown
     from apishield.detect.simulate.scenarios import SCENARIOS
 
@@ -154,7 +160,7 @@ def simulate(
                 console.print(line, highlight=False)
             for title, (headers, rows) in (
                 ("Detectors", detector_table(report)),
-                ("Scenarios", scenario_table(report)),
+                ("Scenarios", scenario_table(report) if days == 1 else scenario_summary_table(report)),
             ):
                 table = Table(title=title, title_justify="left", header_style="bold")
                 for header in headers:

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import statistics
 from collections.abc import Sequence
 
-from apishield.detect.simulate.run import TARGET_REQUESTS, TARGET_S, SimulationReport
+from apishield.detect.simulate.run import TARGET_REQUESTS, TARGET_S, ScenarioFigures, SimulationReport
 
-__all__ = ["detector_table", "markdown", "plain", "scenario_table", "summary_lines"]
+__all__ = ["detector_table", "markdown", "plain", "scenario_summary_table", "scenario_table", "summary_lines"]
 
 Table = tuple[list[str], list[list[str]]]
 
@@ -79,6 +80,50 @@ def scenario_table(report: SimulationReport) -> Table:
     return headers, rows
 
 
+def scenario_summary_table(report: SimulationReport) -> Table:
+    """One row per scenario over every simulated day: medians of the time to detect."""
+    headers = [
+        "scenario",
+        "meant for",
+        "runs",
+        "met",
+        "first signal s",
+        "first signal req",
+        "own s",
+        "own req",
+        "detected by",
+    ]
+    rows = []
+    names: dict[str, list[ScenarioFigures]] = {}
+    for s in report.scenarios:
+        names.setdefault(s.name, []).append(s)
+    for name, runs in names.items():
+        first = [r for r in runs if r.first_s is not None]
+        own = [r for r in runs if r.own_s is not None]
+        by: dict[str, int] = {}
+        for r in runs:
+            for d in r.detected_by:
+                by[d] = by.get(d, 0) + 1
+        rows.append(
+            [
+                name,
+                runs[0].detector,
+                str(len(runs)),
+                str(sum(1 for r in runs if r.met)),
+                _num(_median([r.first_s for r in first if r.first_s is not None])),
+                _num(_median([float(r.first_requests) for r in first if r.first_requests is not None]), 0),
+                _num(_median([r.own_s for r in own if r.own_s is not None])),
+                _num(_median([float(r.own_requests) for r in own if r.own_requests is not None]), 0),
+                ", ".join(f"{d} {n}" if n < len(runs) else d for d, n in by.items()) or "-",
+            ]
+        )
+    return headers, rows
+
+
+def _median(values: list[float]) -> float | None:
+    return statistics.median(values) if values else None
+
+
 def summary_lines(report: SimulationReport) -> list[str]:
     met = sum(1 for s in report.scenarios if s.met)
     total = len(report.scenarios)
@@ -112,10 +157,14 @@ def _numeric(cell: str) -> bool:
     return cell == "-" or cell.replace(",", "").replace(".", "", 1).isdigit()
 
 
+def _scenarios(report: SimulationReport) -> Table:
+    return scenario_table(report) if report.days == 1 else scenario_summary_table(report)
+
+
 def plain(report: SimulationReport, scenarios: bool = True) -> str:
     out = [*summary_lines(report), "", *_plain(*detector_table(report))]
     if scenarios:
-        out += ["", *_plain(*scenario_table(report))]
+        out += ["", *_plain(*_scenarios(report))]
     return "\n".join(out) + "\n"
 
 
@@ -132,5 +181,5 @@ def _markdown(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str
 def markdown(report: SimulationReport, scenarios: bool = True) -> str:
     out = [*(f"{line}  " for line in summary_lines(report)), "", *_markdown(*detector_table(report))]
     if scenarios:
-        out += ["", *_markdown(*scenario_table(report))]
+        out += ["", *_markdown(*_scenarios(report))]
     return "\n".join(out) + "\n"
