@@ -84,3 +84,27 @@ def test_malformed_events_still_give_a_row_of_the_right_types() -> None:
     assert row["src_ip"] == "10.0.0.1\ufffd"
     assert named({})["time_ms"] == 0
     assert named({"time": 10**17})["time_ms"] == 253_402_300_799_999
+
+
+def test_the_fast_path_gives_the_careful_paths_row() -> None:
+    """Events of the gateway's layout take a fast path; it must agree with the careful one."""
+    from apishield.audit.columns import _columns
+
+    base = api_event(1)
+    variants = [base]
+    anonymous = api_event(2)
+    anonymous["actor"] = {"app_name": "anonymous"}
+    anonymous.pop("resources", None)
+    variants.append(anonymous)
+    keyed = api_event(3)
+    keyed["unmapped"]["credential"] = {"method": "api_key", "key_id": "k1"}
+    variants.append(keyed)
+    odd = api_event(4)
+    odd["actor"]["user"] = {"uid": "nul\x00inside"}  # text columns never carry NUL
+    variants.append(odd)
+    strange = api_event(5)
+    strange["http_response"]["code"] = "200"  # coerced by the careful path
+    variants.append(strange)
+    variants += [api_event(i) for i in range(6, 60)]
+    for event in variants:
+        assert columns(event) == _columns(event)
