@@ -108,3 +108,20 @@ def test_the_policy_section_reads_durations_and_refuses_unknown_keys() -> None:
         DetectionPolicy.model_validate({"detectors": {"enumeration": {"treshold": 3}}})
     with pytest.raises(KeyError):
         policy.detectors.settings("max_keys")
+
+
+def test_every_signal_links_the_event_that_tipped_it() -> None:
+    stream = [e for e, _ in events(users=150, days=1, seed=9)]
+    times = {e["metadata"]["uid"]: e["time"] for e in stream}
+    signals = DetectionEngine().observe(stream)
+    assert {s.detector for s in signals} >= {
+        "enumeration",
+        "credential_stuffing",
+        "token_sharing",
+        "scraping",
+    }
+    for signal in signals:
+        assert 1 <= len(signal.event_ids) <= 8, signal.detector
+        assert times[signal.event_ids[-1]] == signal.time_ms, signal.detector
+        assert all(times[uid] <= signal.time_ms for uid in signal.event_ids)
+        assert signal.summary and signal.evidence["repeat"] >= 1

@@ -23,7 +23,7 @@ from typing import Any, ClassVar
 from apishield.config.detectors import DetectorPolicy
 from apishield.detect.signal import Signal
 
-__all__ = ["SAMPLE_IDS", "Detector", "sample"]
+__all__ = ["SAMPLE_IDS", "Detector", "ending_with", "ring_values", "sample"]
 
 SAMPLE_IDS = 8  # event ids kept per key for a signal's event_ids
 _SAMPLE_VALUES = 10  # object ids, paths, addresses quoted in evidence
@@ -37,6 +37,13 @@ def sample(values: dict[str, Any] | list[str], limit: int = _SAMPLE_VALUES) -> l
 
 def new_ids() -> deque[str]:
     return deque(maxlen=SAMPLE_IDS)
+
+
+def ending_with(ids: list[str], uid: str) -> list[str]:
+    """``ids`` with ``uid`` (the event that tipped a signal) last, at most ``SAMPLE_IDS`` of them."""
+    if ids and ids[-1] == uid:
+        return ids
+    return [*(i for i in ids if i != uid), uid][-SAMPLE_IDS:]
 
 
 def ring_values(ring: list[str], count: int) -> list[str]:

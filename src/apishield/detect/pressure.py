@@ -33,7 +33,7 @@ from __future__ import annotations
 from typing import Any
 
 from apishield.config.detectors import RateLimitPressurePolicy
-from apishield.detect.detector import Detector
+from apishield.detect.detector import Detector, ending_with
 from apishield.detect.facts import Facts, limit_of
 from apishield.detect.principal import PrincipalState
 from apishield.detect.signal import Signal
@@ -105,4 +105,14 @@ class RateLimitPressureDetector(Detector):
             f"{key} was refused {s.refused} times by rate limits ({limits}) in "
             f"{(time - s.start) // 1000 + 1} s, {share:.0%} of its requests"
         )
-        self.emit(out, key, time, pol.severity, summary, evidence, p.recent(), repeat, scope=f.operation)
+        self.emit(
+            out,
+            key,
+            time,
+            pol.severity,
+            summary,
+            evidence,
+            ending_with(p.recent(), f.uid),
+            repeat,
+            scope=f.operation,
+        )

@@ -57,7 +57,7 @@ from typing import Any
 
 from apishield.config.detectors import ScrapingPolicy
 from apishield.detect.baseline import Ewma, Quantiles
-from apishield.detect.detector import Detector
+from apishield.detect.detector import Detector, ending_with
 from apishield.detect.facts import Facts, object_of
 from apishield.detect.principal import PrincipalState
 from apishield.detect.signal import Signal
@@ -282,4 +282,14 @@ class ScrapingDetector(Detector):
             f"{f.principal} received {what} in {self.window // 60000} min "
             f"({', '.join(basis) or 'no baseline yet'}; {len(objects)} distinct objects)"
         )
-        self.emit(out, f.principal, f.time, severity, summary, evidence, p.recent(), repeat, scope=route)
+        self.emit(
+            out,
+            f.principal,
+            f.time,
+            severity,
+            summary,
+            evidence,
+            ending_with(p.recent(), f.uid),
+            repeat,
+            scope=route,
+        )

@@ -35,7 +35,7 @@ from __future__ import annotations
 from typing import Any
 
 from apishield.config.detectors import ShadowApiPolicy
-from apishield.detect.detector import Detector, sample
+from apishield.detect.detector import Detector, ending_with, sample
 from apishield.detect.facts import Facts, path_of
 from apishield.detect.principal import PrincipalState
 from apishield.detect.signal import Signal
@@ -111,4 +111,14 @@ class ShadowApiDetector(Detector):
             f"{key} sent {requests} requests to {paths} undocumented paths in "
             f"{self.window // 60000} min (e.g. {path[:80]})"
         )
-        self.emit(out, key, time, pol.severity, summary, evidence, p.recent(), repeat, scope="undocumented")
+        self.emit(
+            out,
+            key,
+            time,
+            pol.severity,
+            summary,
+            evidence,
+            ending_with(p.recent(), f.uid),
+            repeat,
+            scope="undocumented",
+        )

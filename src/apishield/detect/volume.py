@@ -46,7 +46,7 @@ from typing import Any
 
 from apishield.config.detectors import VolumePolicy
 from apishield.detect.baseline import Ewma, Quantiles
-from apishield.detect.detector import Detector
+from apishield.detect.detector import Detector, ending_with
 from apishield.detect.facts import Facts
 from apishield.detect.principal import PrincipalState
 from apishield.detect.signal import Signal
@@ -195,4 +195,14 @@ class VolumeDetector(Detector):
             f"{f.principal} called {op} {count} times in {self.bucket // 1000} s "
             f"({', '.join(basis) or 'no baseline yet'}; threshold {s.bar})"
         )
-        self.emit(out, f.principal, time, severity, summary, evidence, p.recent(), repeat, scope=op)
+        self.emit(
+            out,
+            f.principal,
+            time,
+            severity,
+            summary,
+            evidence,
+            ending_with(p.recent(), f.uid),
+            repeat,
+            scope=op,
+        )
