@@ -78,3 +78,18 @@ class JWKSServer:
         headers = [(b"content-type", b"application/json"), (b"cache-control", self.cache_control.encode())]
         await send({"type": "http.response.start", "status": 200, "headers": headers})
         await send({"type": "http.response.body", "body": self.jwks()})
+
+
+def jwt_auth(jwks_port: int, **provider: Any) -> dict[str, Any]:
+    """The ``auth:`` section trusting this module's issuer, with keys from a JWKSServer on ``jwks_port``."""
+    return {
+        "jwt": [
+            {
+                "issuer": ISSUER,
+                "audience": AUDIENCE,
+                "jwks_uri": f"http://127.0.0.1:{jwks_port}/jwks",
+                "algorithms": ["ES256"],
+                **provider,
+            }
+        ]
+    }

@@ -25,7 +25,7 @@ from tests.support import (
     stack,
     write_policy,
 )
-from tests.tokens import AUDIENCE, ISSUER, JWKSServer, claims, ec_key, sign
+from tests.tokens import ISSUER, JWKSServer, claims, ec_key, jwt_auth, sign
 
 
 def events_of(s: Stack) -> list[dict[str, Any]]:
@@ -161,16 +161,7 @@ def sec(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AuthStack]:
         tmp,
         DATA / "secure31.yaml",
         up.port,
-        auth={
-            "jwt": [
-                {
-                    "issuer": ISSUER,
-                    "audience": AUDIENCE,
-                    "jwks_uri": f"http://127.0.0.1:{jwks_server.port}/jwks",
-                    "algorithms": ["ES256"],
-                }
-            ],
-        },
+        auth=jwt_auth(jwks_server.port),
         audit={"path": str(tmp / "audit.db"), "redact": ["/actor/user/uid"]},
     )
     try:

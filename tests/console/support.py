@@ -22,7 +22,7 @@ from typing import Any
 from apishield.proxy.gateway import Gateway
 from apishield.runtime import load_runtime
 from tests.support import Canned, Recorded, RecordingUpstream, Response, ServerThread, http, write_policy
-from tests.tokens import AUDIENCE, ISSUER, JWKSServer, claims, ec_key, sign
+from tests.tokens import JWKSServer, claims, ec_key, jwt_auth, sign
 
 HERE = Path(__file__).parent
 MARKUP_AGENT = '<script>window.__pwned=1</script><img src=x onerror="window.__pwned=2">'
@@ -80,16 +80,7 @@ def console_stack(tmp: Path, *, detectors: dict[str, Any] | None = None) -> Iter
         tmp,
         HERE / "orders.yaml",
         up.port,
-        auth={
-            "jwt": [
-                {
-                    "issuer": ISSUER,
-                    "audience": AUDIENCE,
-                    "jwks_uri": f"http://127.0.0.1:{jwks.port}/jwks",
-                    "algorithms": ["ES256"],
-                }
-            ]
-        },
+        auth=jwt_auth(jwks.port),
         audit={"sink": "sqlite", "path": "audit.db", "flush_interval": 0.05},
         admin={"host": "127.0.0.1", "port": 0, "token_file": "admin.token"},
         detection={

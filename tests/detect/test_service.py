@@ -29,7 +29,7 @@ from apishield.proxy.gateway import Gateway
 from apishield.runtime import load_runtime
 from tests.detect.test_blocks import redis_keys, until
 from tests.support import DATA, RecordingUpstream, ServerThread, eventually, http, write_policy
-from tests.tokens import AUDIENCE, ISSUER, JWKSServer, claims, ec_key, sign
+from tests.tokens import JWKSServer, claims, ec_key, jwt_auth, sign
 
 T = TypeVar("T")
 
@@ -138,16 +138,7 @@ def test_block_through_instance_a_is_enforced_by_instance_b_on_the_next_request(
     url, prefix = redis_prefix
     key = ec_key("k1")
     jwks = ServerThread(JWKSServer(key)).start()
-    auth = {
-        "jwt": [
-            {
-                "issuer": ISSUER,
-                "audience": AUDIENCE,
-                "jwks_uri": f"http://127.0.0.1:{jwks.port}/jwks",
-                "algorithms": ["ES256"],
-            }
-        ]
-    }
+    auth = jwt_auth(jwks.port)
     detection = {
         "alerts": {"path": "alerts.db"},
         "blocks": {"store": url, "key_prefix": prefix + "blocks:", "resync_interval": "30s"},

@@ -18,7 +18,7 @@ from apishield.detect.alerts import AlertQuery
 from tests.detect.test_blocks import redis_keys
 from tests.detect.test_service import instance
 from tests.support import Canned, RecordingUpstream, ServerThread, eventually, write_policy
-from tests.tokens import AUDIENCE, ISSUER, JWKSServer, claims, ec_key, sign
+from tests.tokens import JWKSServer, claims, ec_key, jwt_auth, sign
 
 ITEMS = """
 openapi: 3.1.0
@@ -57,16 +57,7 @@ def test_a_walk_split_across_two_instances_is_detected_and_blocked_on_both(
     up = ServerThread(recording).start()
     key = ec_key("k1")
     jwks = ServerThread(JWKSServer(key)).start()
-    auth = {
-        "jwt": [
-            {
-                "issuer": ISSUER,
-                "audience": AUDIENCE,
-                "jwks_uri": f"http://127.0.0.1:{jwks.port}/jwks",
-                "algorithms": ["ES256"],
-            }
-        ],
-    }
+    auth = jwt_auth(jwks.port)
     detection = {
         "alerts": {"path": "alerts.db"},
         "blocks": {"store": url, "key_prefix": prefix + "blocks:", "resync_interval": "30s"},
