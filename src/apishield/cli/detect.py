@@ -28,6 +28,8 @@ from typing import Any
 
 import click
 
+from apishield.config.duration import parse_when
+
 __all__ = ["detect", "simulate"]
 
 
@@ -178,23 +180,10 @@ def detect() -> None:
 
 
 def _ms(text: str | None, option: str, now: float) -> int | None:
-    if text is None:
-        return None
-    from apishield.config.duration import parse_duration
-
     try:
-        return int((now - parse_duration(text)) * 1000)
-    except ValueError:
-        pass
-    try:
-        stamp = datetime.fromisoformat(text)
-    except ValueError:
-        raise click.BadParameter(
-            f"{text!r}: give a duration back from now (30m, 1h, 7d) or an ISO time", param_hint=option
-        ) from None
-    if stamp.tzinfo is None:
-        stamp = stamp.replace(tzinfo=UTC)
-    return int(stamp.timestamp() * 1000)
+        return parse_when(text, now)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint=option) from None
 
 
 @detect.command()

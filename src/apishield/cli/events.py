@@ -35,6 +35,7 @@ import click
 
 from apishield.audit.query import DIMENSIONS, Bucket, Cursor, EventQuery
 from apishield.audit.stores import EventStore, StoredEvent, StoreError
+from apishield.config.duration import parse_when
 
 __all__ = ["events"]
 
@@ -113,23 +114,10 @@ def _inherit(ctx: click.Context, values: dict[str, Any]) -> dict[str, Any]:
 
 
 def _ms(text: str | None, option: str, now: float) -> int | None:
-    if text is None:
-        return None
-    from apishield.config.duration import parse_duration
-
     try:
-        return int((now - parse_duration(text)) * 1000)
-    except ValueError:
-        pass
-    try:
-        stamp = datetime.fromisoformat(text)
-    except ValueError:
-        raise click.BadParameter(
-            f"{text!r}: give a duration back from now (30m, 1h, 7d) or an ISO time", param_hint=option
-        ) from None
-    if stamp.tzinfo is None:
-        stamp = stamp.replace(tzinfo=UTC)
-    return int(stamp.timestamp() * 1000)
+        return parse_when(text, now)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint=option) from None
 
 
 def _query(values: dict[str, Any]) -> EventQuery:

@@ -12,7 +12,6 @@ fingerprint, an API key id) is counted in Python over a bounded scan
 from __future__ import annotations
 
 import dataclasses
-import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -20,7 +19,7 @@ from typing import Any
 
 from apishield.audit.query import HOUR_MS, EventQuery, stats
 from apishield.audit.stores import EventStore, StoredEvent
-from apishield.config.duration import parse_duration
+from apishield.config.duration import parse_when
 
 __all__ = [
     "MAX_BUCKETS",
@@ -82,27 +81,6 @@ def iso(ms: int | float | None) -> str:
     if ms is None:
         return "-"
     return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%d %H:%M:%SZ")
-
-
-def parse_when(text: str | None, now: float | None = None) -> int | None:
-    """Epoch ms of a filter's time: a duration back from now (``15m``) or an ISO 8601 time (UTC if bare).
-
-    Raises ValueError with a message for the page.
-    """
-    if not text:
-        return None
-    now = time.time() if now is None else now
-    try:
-        return int((now - parse_duration(text)) * 1000)
-    except ValueError:
-        pass
-    try:
-        stamp = datetime.fromisoformat(text)
-    except ValueError:
-        raise ValueError(f"{text!r}: give a duration back from now (30m, 1h, 7d) or an ISO time") from None
-    if stamp.tzinfo is None:
-        stamp = stamp.replace(tzinfo=UTC)
-    return int(stamp.timestamp() * 1000)
 
 
 def _grid(start_ms: int, end_ms: int, step_ms: int) -> list[int]:
