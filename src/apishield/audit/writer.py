@@ -69,9 +69,9 @@ A SIGKILL (or an out-of-memory kill) loses what is only in memory: the
 events queued since the last pump (at most one ``flush_interval`` of traffic
 while the sink keeps up, never more than ``4 × batch_size`` once the
 ticker has to spill) plus the one batch in flight. With the defaults
-(0.2 s, 1,000 events) and 5,000 requests/s, that is at most about 1,000
-queued events plus 1,000 in flight; at 500 requests/s, about 100 plus one
-batch of at most 100. What reached the journal or the sink survives a
+(0.05 s, 1,000 events) and 5,000 requests/s, that is at most about 250
+queued events plus 250 in flight; at 500 requests/s, about 25 plus one
+batch of at most 25. What reached the journal or the sink survives a
 process kill (the operating system has it), but not necessarily a power
 failure: buffered mode does not ``fsync``.
 
@@ -193,7 +193,7 @@ class AuditWriter:
         journal: Journal | None,
         *,
         durability: Literal["buffered", "acknowledged"] = "buffered",
-        flush_interval: float = 0.2,
+        flush_interval: float = 0.05,
         batch_size: int = 1000,
         tamper_evidence: bool = False,
         instance: str = "local",

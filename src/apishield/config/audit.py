@@ -52,7 +52,8 @@ class AuditPolicy(_Model):
     # where events go while the sink is down or the queue is full; replayed when the sink is back
     journal: str | None = None  # default: the sink's path (or "apishield-audit") + ".journal"
     durability: Literal["buffered", "acknowledged"] = "buffered"
-    flush_interval: Duration = 0.2
+    # short: events written while still in the CPU cache cost less (measured in bench/README.md)
+    flush_interval: Duration = 0.05
     batch_size: Annotated[int, Field(ge=1, le=100_000)] = 1000
     queue_size: Annotated[int, Field(ge=100)] = 100_000
     # a SHA-256 hash chain over the events of each instance (``apishield events verify``)

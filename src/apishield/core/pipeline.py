@@ -213,7 +213,8 @@ def build_pipeline(
         preflight.append(CorsPreflightStage(config.cors, api.router))
     audit = config.audit
     audit_stage = AuditStage(
-        AuditQueue(max_pending=audit.queue_size),
+        # the newest 64 events stay readable (tests, debugging); more would keep cold events alive
+        AuditQueue(max_pending=audit.queue_size, keep_recent=64),
         instance=instance or default_instance(),
         every_request=True,  # audit.events: decisions filters what the sink stores (the writer's keep)
         redactor=Redactor(audit.redact) if audit.redact else None,
