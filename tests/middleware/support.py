@@ -149,7 +149,6 @@ def pair_for(tmp: Path, openapi: Path, **policy: Any) -> Iterator[Pair]:
     try:
         path = write_policy(tmp, openapi, up.port, **policy)
         gateway = Gateway.from_runtime(load_runtime(path))
-        gateway.decision_fd = None
         gw_server = ServerThread(gateway).start()
         try:
             mw_upstream = RecordingUpstream()
