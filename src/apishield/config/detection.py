@@ -78,9 +78,9 @@ class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
 
-def _redis_url(value: str, what: str) -> str:
+def _redis_url(value: str, what: str, also: str = "") -> str:
     if not _REDIS_URL.match(value):
-        raise ValueError(f"{what} is a redis:// (rediss://, unix://) URL, got {value!r}")
+        raise ValueError(f"{what} is {also}a redis:// (rediss://, unix://) URL, got {value!r}")
     return value
 
 
@@ -170,7 +170,7 @@ class BlocksPolicy(_Model):
     @field_validator("store")
     @classmethod
     def _store(cls, value: str) -> str:
-        return value if value == "memory" else _redis_url(value, "blocks.store ('memory' or)")
+        return value if value == "memory" else _redis_url(value, "blocks.store", "memory or ")
 
     @field_validator("throttle_rate")
     @classmethod
