@@ -250,8 +250,9 @@ class Shield:
             if self.effects is not None:
                 await self.effects.after(ex.after_effects)
         if not self._started and self.observability is not None:
-            # no lifespan (some servers and test clients skip it): start on the first request
-            await self.startup()
+            # no lifespan (some servers and test clients skip it): the audit writer starts at the
+            # first request (idempotent); events of a process that exits without shutdown may be lost
+            await self.observability.start()
 
     # -- effects -------------------------------------------------------------------------------
     async def _settle(self, ex: Exchange, scope: Scope) -> None:
