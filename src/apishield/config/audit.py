@@ -60,6 +60,9 @@ class AuditPolicy(_Model):
     tamper_evidence: bool = False
     # events older than this are deleted (SQLite) or their daily partitions dropped (PostgreSQL)
     retention: Duration | None = None
+    # OpenTelemetry: a span per request and one per stage call, through the process's tracer
+    # provider (needs the opentelemetry-api package; configure the SDK and exporter as usual)
+    traces: bool = False
 
     @field_validator("redact")
     @classmethod

@@ -142,6 +142,8 @@ class Exchange:
     upstream_status: int | None = None
     # nanoseconds spent in each stage (all phases), for the audit event and the metrics
     stage_ns: dict[str, int] = field(default_factory=dict)
+    # each stage call as (stage, start, end) in perf_counter ns, when the pipeline traces
+    spans: list[tuple[str, int, int]] | None = None
 
     @property
     def operation_id(self) -> str | None:

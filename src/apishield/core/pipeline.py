@@ -63,6 +63,8 @@ class Pipeline:
         self.audit = next((s for s in self.stages if isinstance(s, AuditStage)), None)
         self.recorder: AuditQueue = self.audit.queue if self.audit is not None else AuditQueue()
         self._reversed = list(reversed(self.stages))
+        # when set (``audit.traces``), every stage call is also kept as (stage, start ns, end ns)
+        self.tracing = False
         self._body_stage = body_stage
 
     @property
@@ -71,6 +73,8 @@ class Pipeline:
 
     def begin(self, head: RequestHead) -> Exchange:
         ex = Exchange(request=head, request_id=os.urandom(8).hex(), started_ns=time.perf_counter_ns())
+        if self.tracing:
+            ex.spans = []
         self.resume(ex)
         return ex
 
@@ -95,6 +99,8 @@ class Pipeline:
                 stage.on_request_head(ex)
             now = clock()
             timings[stage.name] = timings.get(stage.name, 0) + now - then
+            if ex.spans is not None:
+                ex.spans.append((stage.name, then, now))
             then = now
             if ex.pending is not None:
                 ex.next_stage = index
@@ -124,6 +130,8 @@ class Pipeline:
             stage.on_upstream_response(ex)
             now = clock()
             timings[stage.name] = timings.get(stage.name, 0) + now - then
+            if ex.spans is not None:
+                ex.spans.append((stage.name, then, now))
             then = now
 
     def upstream_failed(self, ex: Exchange, problem: Problem) -> None:
@@ -141,6 +149,8 @@ class Pipeline:
             stage.on_reply(ex)
             now = clock()
             timings[stage.name] = timings.get(stage.name, 0) + now - then
+            if ex.spans is not None:
+                ex.spans.append((stage.name, then, now))
             then = now
         assert ex.reply is not None
         return ex.reply

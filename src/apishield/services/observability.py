@@ -28,11 +28,13 @@ from apishield.audit.writer import AuditWriter
 if TYPE_CHECKING:
     from apishield.admin.server import AdminServer
     from apishield.console import Console
+    from apishield.core.exchange import Exchange
     from apishield.core.stages.audit import AuditQueue
     from apishield.detect.service import DetectionService
     from apishield.ratelimit.service import RateLimitService
     from apishield.runtime import Runtime
     from apishield.services.effects import EffectRunner
+    from apishield.services.tracing import ExchangeTracer
 
 __all__ = ["Observability"]
 
@@ -52,6 +54,8 @@ class Observability:
         self.admin = admin
         self.console = console  # the investigation console, served by the admin listener
         self.acknowledged = writer is not None and writer.acknowledged
+        # OpenTelemetry spans of each exchange (audit.traces); the adapters call traced() after answering
+        self.tracer: ExchangeTracer | None = None
         self._started = False
 
     @classmethod
@@ -102,7 +106,13 @@ class Observability:
             from apishield.console import mount_console
 
             console = mount_console(server, runtime, detection)
-        return cls(writer, detection, server, console)
+        made = cls(writer, detection, server, console)
+        if config.audit.traces:
+            from apishield.services.tracing import ExchangeTracer
+
+            made.tracer = ExchangeTracer()  # TracingUnavailable names the setting
+            pipeline.tracing = True
+        return made
 
     async def start(self) -> None:
         if self._started:
@@ -131,6 +141,14 @@ class Observability:
             await self.writer.stop()
         if self.detection is not None:
             await self.detection.stop()
+
+    def traced(self, ex: Exchange) -> None:
+        """Record the spans of an answered exchange (a no-op unless ``audit.traces``)."""
+        if self.tracer is not None:
+            try:
+                self.tracer.record(ex)
+            except Exception:  # tracing never fails a request
+                log.exception("recording the spans of request %s failed", ex.request_id)
 
     async def durable(self) -> None:
         if self.writer is not None:
