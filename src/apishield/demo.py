@@ -72,6 +72,7 @@ def demo_policy(
     provider: dict[str, Any],
     revocation_store: str,
     admin_port: int = 9090,
+    respond: bool = False,
 ) -> Path:
     """The example policy, pointed at this run's ports, issuer, revocation log and audit database."""
     policy = yaml.safe_load((folder / "apishield.yaml").read_text())
@@ -85,7 +86,10 @@ def demo_policy(
         "port": admin_port,
         "token_file": str(admin_token_file(tmp)),  # the console's sign-in, and /metrics
     }
-    policy.setdefault("detection", {})  # detectors on their defaults; alerts beside the audit database
+    detection = policy.setdefault("detection", {})  # alerts beside the audit database
+    if respond:  # the demo's walkthrough shows an enumeration walk blocked by its detector
+        detectors = detection.setdefault("detectors", {})
+        detectors["enumeration"] = {"response": "block", "block_duration": "10m"}
     policy["auth"]["jwt"] = [{**policy["auth"]["jwt"][0], **provider}]
     policy["auth"]["revocation"] = {"store": revocation_store, "poll_interval": 0.25}
     path = tmp / "apishield.yaml"
@@ -218,6 +222,7 @@ def walkthrough(
             hidden = sorted(set(json.loads(direct)) - set(json.loads(body)))
             summary += f" (removed by the gateway: {', '.join(hidden)})"
         out.append((step, status, summary))
+    out += _enumeration(port, issuer)
     revoke(issuer, alice, "mobile-app")
     revoked = Step(a, "Her token after she revoked it at the issuer", "GET", "/v1/customers/1")
     deadline = time.monotonic() + 2
@@ -227,6 +232,30 @@ def walkthrough(
         status, body = _call(port, alice, revoked)
     out.append((revoked, status, _summary(body)))
     return out
+
+
+def _enumeration(port: int, issuer: str) -> list[tuple[Step, int, str]]:
+    """Bob walks other customers' ids; the enumeration detector alerts and blocks him."""
+    from apishield.demo_client import mobile_token
+
+    bob = mobile_token(
+        issuer, "bob", PASSWORD, "http://127.0.0.1:8765/callback", "customers:read orders:read"
+    )["access_token"]
+    who = "bob (mobile app)"
+    refused = 0
+    for customer in range(3, 21):
+        status, _ = _call(port, bob, Step(who, "", "GET", f"/v1/customers/{customer}"))
+        refused += status == 404
+    walk = Step(who, "An enumeration walk over customer ids 3 to 20", "GET", "/v1/customers/{3..20}")
+    summary = f"{refused} of 18 refused as not found (each one is a BOLA refusal)"
+    own = Step(who, "His own record, right after the walk", "GET", "/v1/customers/2")
+    deadline = time.monotonic() + 5
+    status, body = _call(port, bob, own)
+    while status != 403 and time.monotonic() < deadline:
+        time.sleep(0.1)
+        status, body = _call(port, bob, own)
+    note = "blocked for 10 minutes by the enumeration detector (its alert is in the console)"
+    return [(walk, 404, summary), (own, status, note if status == 403 else _summary(body))]
 
 
 def _print_walkthrough(results: list[tuple[Step, int, str]]) -> None:
@@ -250,7 +279,14 @@ async def _serve(port: int, upstream_port: int, issuer_port: int, walk: bool, ad
         print("preparing the demo issuer (keys, clients, users)...", file=sys.stderr, flush=True)
         demo = await asyncio.to_thread(bootstrap_demo, tmp / "issuer", issuer_url, "customer-api")
         policy = demo_policy(
-            folder, tmp, upstream_port, port, demo.gateway_jwt_provider(), demo.revocation_store, admin_port
+            folder,
+            tmp,
+            upstream_port,
+            port,
+            demo.gateway_jwt_provider(),
+            demo.revocation_store,
+            admin_port,
+            respond=True,
         )
         runtime = load_runtime(policy)
         gateway = Gateway.from_runtime(runtime)

@@ -174,6 +174,10 @@ def test_demo_end_to_end() -> None:
         assert "body /email must be a valid email" in text
         assert "body /tier may not be set by this caller" in text
         assert "Her token after she revoked it at the issuer: The access token is invalid." in text
+        # the enumeration detector sees bob's walk and blocks him
+        assert "refused 404  GET    /v1/customers/{3..20}   [bob (mobile app)]" in text
+        assert "refused 403  GET    /v1/customers/2   [bob (mobile app)]" in text
+        assert "blocked for 10 minutes by the enumeration detector" in text
         # the demo keeps serving after its walkthrough, and the printed token command works
         command = next(line for line in lines if "TOKEN=$(" in line)
         argv = command.split("TOKEN=$(", 1)[1].rstrip(")").split()
