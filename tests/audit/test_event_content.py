@@ -7,8 +7,10 @@ the objects touched, every stage's decision, and no secret.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -26,6 +28,9 @@ from tests.support import (
     write_policy,
 )
 from tests.tokens import ISSUER, JWKSServer, claims, ec_key, jwt_auth, sign
+
+from apishield.auth.apikeys import APIKeyRecord, generate_key
+from apishield.services.apikey_store import SQLiteAPIKeyStore
 
 
 def events_of(s: Stack) -> list[dict[str, Any]]:
@@ -148,26 +153,38 @@ def test_control_characters_cannot_forge_log_lines(shop: Stack) -> None:
 
 class AuthStack(Stack):
     key: Any
+    api_key: str
+    api_key_id: str
 
 
 @pytest.fixture(scope="module")
 def sec(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AuthStack]:
     tmp = tmp_path_factory.mktemp("audit-auth")
-    key = ec_key("k1")
-    jwks_server = ServerThread(JWKSServer(key)).start()
+    signing_key = ec_key("k1")
+    jwks_server = ServerThread(JWKSServer(signing_key)).start()
     upstream = RecordingUpstream()
     up = ServerThread(upstream).start()
     policy = write_policy(
         tmp,
         DATA / "secure31.yaml",
         up.port,
-        auth=jwt_auth(jwks_server.port),
+        auth={
+            **jwt_auth(jwks_server.port),
+            "api_keys": {"header": "X-API-Key", "store": f"sqlite:///{tmp / 'keys.db'}"},
+        },
         audit={"path": str(tmp / "audit.db"), "redact": ["/actor/user/uid"]},
     )
+    key, key_id, secret_hash = generate_key()
+    store = SQLiteAPIKeyStore(tmp / "keys.db")
+    record = APIKeyRecord(key_id, "partner-a", frozenset({"partner"}), secret_hash, time.time())
+    asyncio.run(store.add(record))
+    asyncio.run(store.close())
     try:
         with gateway_for(policy) as gw:
             s = AuthStack(upstream, up, gw, tmp)
-            s.key = key
+            s.key = signing_key
+            s.api_key = key
+            s.api_key_id = key_id
             yield s
     finally:
         up.stop()
@@ -236,3 +253,19 @@ def test_events_only_for_decisions_when_configured(tmp_path: Path) -> None:
 
         eventually(lambda: refused.headers["x-request-id"] in stored(), "the refusal stored")
         assert stored() == [refused.headers["x-request-id"]]
+
+
+def test_api_key_call_names_the_key_id_never_the_key(sec: AuthStack) -> None:
+    sec.upstream.answer("GET", "/either", body={})
+    r = sec.call("GET", "/either", headers={"X-API-Key": sec.api_key})
+    assert r.status == 200, r.body
+    event = event_for(sec, r.headers["x-request-id"])
+    assert event["unmapped"]["credential"]["method"] == "api_key"
+    assert event["unmapped"]["credential"]["key_id"] == sec.api_key_id
+    assert event["actor"]["app_uid"] == "partner-a"
+    line = orjson.dumps(event)
+    assert sec.api_key.encode() not in line and sec.api_key.split("_")[-1].encode() not in line
+    wrong = sec.call("GET", "/either", headers={"X-API-Key": sec.api_key[:-3] + "xyz"})
+    assert wrong.status == 401
+    refused = event_for(sec, wrong.headers["x-request-id"])
+    assert refused["disposition_id"] == 26 and sec.api_key[:-3].encode() not in orjson.dumps(refused)
