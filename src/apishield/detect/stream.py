@@ -146,6 +146,7 @@ class EventStream:
         self._queued = 0
         self._wake = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
+        self._stopping = False  # set by stop(): the loops end even if a cancellation is lost
         self._publish_down = False
         self._renew: Any = None
         self._release: Any = None
@@ -166,7 +167,7 @@ class EventStream:
     async def _publisher(self) -> None:
         import redis
 
-        while True:
+        while not self._stopping:
             await self._wake.wait()
             self._wake.clear()
             while self._queue:
@@ -205,7 +206,7 @@ class EventStream:
 
         lease_ms = int(self.policy.lease * 1000)
         pause = self.policy.lease / 3
-        while True:
+        while not self._stopping:
             try:
                 if await self.client.set(self.lease_key, self.holder, nx=True, px=lease_ms):
                     self.leader = True
@@ -226,7 +227,7 @@ class EventStream:
         try:
             await self._ensure_group()
             pending = True  # first the entries a previous runner received and did not acknowledge
-            while self.leader and not renewer.done():
+            while self.leader and not renewer.done() and not self._stopping:
                 cursor = "0" if pending else ">"
                 block = None if pending else 1000
                 reply = await self.client.xreadgroup(
@@ -294,6 +295,7 @@ class EventStream:
             await self._ensure_group()
         except (redis.RedisError, OSError) as exc:
             logger.warning("event stream %s unavailable at start: %s", self.name, exc)
+        self._stopping = False
         self._tasks = [asyncio.create_task(self._publisher()), asyncio.create_task(self._runner())]
 
     async def flush(self) -> None:
@@ -305,9 +307,16 @@ class EventStream:
                 await self._xadd(batch)
 
     async def stop(self) -> None:
+        # A cancellation can be swallowed inside a Redis read (redis-py), so the loops also check
+        # the flag (a blocking read returns within a second) and the wait here is bounded.
+        self._stopping = True
+        self._wake.set()
         for task in self._tasks:
             task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._tasks:
+            _, stuck = await asyncio.wait(self._tasks, timeout=5)
+            if stuck:
+                logger.error("event stream %s: %d task(s) did not stop within 5 s", self.name, len(stuck))
         self._tasks.clear()
         await self.flush()
         if self._release is not None:
