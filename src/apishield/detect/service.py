@@ -238,7 +238,10 @@ class DetectionService:
             self.stream = None
         for task in self._tasks:
             task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._tasks:  # bounded: a cancellation lost inside a Redis read must not hang a shutdown
+            _, stuck = await asyncio.wait(self._tasks, timeout=5)
+            if stuck:
+                logger.error("detection service: %d task(s) did not stop within 5 s", len(stuck))
         self._tasks.clear()
         await self.webhooks.stop()
         await self.blocks.close()
