@@ -60,6 +60,9 @@ def test_events_metrics_and_blocks_in_the_middleware(tmp_path: Path) -> None:
         assert server.loop is not None
         asyncio.run_coroutine_threadsafe(service.blocks.add(block), server.loop).result(10)
         eventually(lambda: http(server.port, "GET", "/items").status == 403, "the block enforced")
+        metrics = http(admin_port, "GET", "/metrics", headers=bearer).body
+        assert b"apishield_detection_blocks_active 1" in metrics
+        assert b"apishield_detection_events_total" in metrics
         reached = len(app.received)
         assert http(server.port, "GET", "/items").status == 403
         assert len(app.received) == reached  # a refused request never reaches the application

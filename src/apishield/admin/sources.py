@@ -267,6 +267,29 @@ def watch_audit(registry: Registry, writer: AuditWriterLike | None, queue: Any =
     registry.collector(refresh)
 
 
+_DETECTION_COUNTERS = {
+    "events": ("apishield_detection_events_total", "Audit events handed to the detectors."),
+    "dropped": ("apishield_detection_events_dropped_total", "Events dropped: the detectors fell behind."),
+    "signals": ("apishield_detection_signals_total", "Signals the detectors raised."),
+    "alerts": ("apishield_detection_alerts_total", "Alerts opened (signals of a new detector and key)."),
+    "responses": ("apishield_detection_responses_total", "Blocks and throttles imposed by detectors."),
+}
+
+
+def watch_detection(registry: Registry, service: Any) -> None:
+    """The detection service (:class:`apishield.detect.service.DetectionService`): events judged,
+    signals, alerts, responses, and the blocks in force in this process's mirror."""
+    counters = {key: registry.counter(name, text) for key, (name, text) in _DETECTION_COUNTERS.items()}
+    blocks = registry.gauge("apishield_detection_blocks_active", "Blocks and throttles in force here.")
+
+    def refresh() -> None:
+        for key, counter in counters.items():
+            counter.set_total((), float(service.counters.get(key, 0)))
+        blocks.set((), float(len(service.blocklist)))
+
+    registry.collector(refresh)
+
+
 def watch_registry(registry: Registry) -> None:
     """``apishield_metrics_overflow_total{metric}``: observations folded into an overflow series."""
     overflow = registry.counter(

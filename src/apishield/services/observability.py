@@ -106,6 +106,10 @@ class Observability:
             from apishield.console import mount_console
 
             console = mount_console(server, runtime, detection)
+        if server is not None and detection is not None and server.registry is not None:
+            from apishield.admin.sources import watch_detection
+
+            watch_detection(server.registry, detection)
         made = cls(writer, detection, server, console)
         if config.audit.traces:
             from apishield.services.tracing import ExchangeTracer
