@@ -227,8 +227,8 @@ class RedisLimiter:
         task, self._task = self._task, None
         if task is not None:
             task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            # bounded: redis-py can lose a cancellation inside a read, and a shutdown must not hang
+            await asyncio.wait([task], timeout=5)
         queued, self._queue = self._queue, []
         for _, waiter in queued:
             if waiter is not None and not waiter.done():

@@ -95,9 +95,10 @@ class EffectRunner:
     async def stop(self) -> None:
         for task in self._tasks:
             task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        if self._tasks:  # bounded: a cancellation lost inside a client library must not hang a shutdown
+            _, stuck = await asyncio.wait(self._tasks, timeout=5)
+            if stuck:
+                logger.error("%d background task(s) did not stop within 5 s", len(stuck))
         self._tasks = []
         with contextlib.suppress(Exception):
             await self._flush_used()
@@ -118,6 +119,10 @@ class EffectRunner:
             except asyncio.CancelledError:
                 raise
             except Exception:  # keep the loop alive; the state records failures
+                task = asyncio.current_task()
+                if task is not None and task.cancelling():
+                    # redis-py can turn a cancellation into a timeout or connection error
+                    raise asyncio.CancelledError from None
                 logger.exception("background task failed")
 
     def _fetchable(self) -> list[IssuerRuntime]:
