@@ -92,7 +92,7 @@ def test_allowed_read_names_route_objects_and_timings(shop: Stack) -> None:
     assert event["src_endpoint"]["ip"] == "127.0.0.1" and event["src_endpoint"]["port"] > 0
     assert event["actor"] == {"app_name": "anonymous"}
     assert {"route", "request_validation", "forward"} <= set(event["unmapped"]["stage_us"])
-    assert event["duration"] >= 0 and event["http_response"]["latency"] >= 0
+    assert isinstance(event["duration"], int) and isinstance(event["http_response"]["latency"], float)
 
 
 def test_validation_refusal_names_stage_and_pointer_not_value(shop: Stack) -> None:
