@@ -226,7 +226,6 @@ def build_pipeline(
         # the newest 64 events stay readable (tests, debugging); more would keep cold events alive
         AuditQueue(max_pending=audit.queue_size, keep_recent=64),
         instance=instance or default_instance(),
-        every_request=True,  # audit.events: decisions filters what the sink stores (the writer's keep)
         redactor=Redactor(audit.redact) if audit.redact else None,
         # without a sink the events still feed the admin metrics and the detectors
         enabled=audit.sink != "off" or config.admin is not None or config.detection is not None,

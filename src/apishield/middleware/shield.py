@@ -244,7 +244,7 @@ class Shield:
         await send({"type": "http.response.body", "body": b"" if ex.request.method == "HEAD" else reply.body})
 
     async def _after(self, ex: Exchange) -> None:
-        if self.observability is not None and self.observability.tracer is not None:
+        if self.observability is not None:
             self.observability.traced(ex)
         if ex.after_effects:
             if self.ratelimits is not None:

@@ -171,7 +171,7 @@ class Gateway:
                 reply = await self._acknowledge(ex, reply)
             await send({"type": "http.response.start", "status": reply.status, "headers": reply.headers})
             await send({"type": "http.response.body", "body": b"" if head.method == "HEAD" else reply.body})
-            if self.observability is not None and self.observability.tracer is not None:
+            if self.observability is not None:
                 self.observability.traced(ex)
         finally:
             if self.ratelimits is not None:

@@ -73,20 +73,16 @@ class AuditStage(Stage):
         queue: AuditQueue | None = None,
         *,
         instance: str = "local",
-        every_request: bool = True,
         redactor: Redactor | None = None,
         enabled: bool = True,
     ) -> None:
         self.queue = queue or AuditQueue()
         self.instance = instance
-        self.every_request = every_request
         self.redactor = redactor if redactor else None
         self.enabled = enabled
 
     def on_reply(self, ex: Exchange) -> None:
         if not self.enabled:
-            return
-        if not self.every_request and all(d.outcome == "allow" for d in ex.decisions):
             return
         timings = ex.stage_ns
         stage_us = {name: ns // 1000 for name, ns in timings.items()} if timings else None
