@@ -308,27 +308,30 @@ class IssuerApp:
     async def _token(self, scope: Scope, receive: Receive) -> OAuthResponse:
         request = await self._request(scope, receive)
         response = await self._work(self.server.token, request)
-        self._record(request, response, LOGON, "token")
+        self._record(request, LOGON, "token", response=response)
         await self._publish(request)
         return response
 
     def _record(
         self,
         request: IssuerRequest,
-        response: OAuthResponse,
         activity: int,
         endpoint: str,
         *,
+        response: OAuthResponse | None = None,
         user_name: str | None = None,
         detail: str | None = None,
     ) -> None:
-        """One OCSF Authentication event for a grant, a sign-in or a revocation (never a secret)."""
+        """One OCSF Authentication event for a grant, a sign-in or a revocation (never a secret).
+
+        A grant or revocation is judged by its ``response``; a sign-in fails when ``detail`` says why.
+        """
         client = request.client
         client_id = getattr(client, "client_id", None) or basic_client_id(request.headers)
         client_id = client_id or request.form.get("client_id") or request.args.get("client_id")
-        success = 200 <= response.status < 400 and detail is None
+        success = detail is None and (response is None or 200 <= response.status < 400)
         severity = None
-        if detail is None and not success:
+        if not success and detail is None and response is not None:
             detail = error_code(response.body)
         if request.family_revoked is not None and "reused" in request.family_revoked:
             success = False
@@ -359,7 +362,7 @@ class IssuerApp:
     async def _revoke(self, scope: Scope, receive: Receive) -> OAuthResponse:
         request = await self._request(scope, receive)
         response = await self._work(self.server.revoke, request)
-        self._record(request, response, LOGOFF, "revoke")
+        self._record(request, LOGOFF, "revoke", response=response)
         if not await self._publish(request):
             # RFC 7009 §2.2.1: 503 tells the client to retry; the token is already refused here
             return BadRequest("try again", status=503, error="temporarily_unavailable").response()
@@ -457,14 +460,7 @@ class IssuerApp:
         wait = self.throttle.retry_after(username, request.client_ip, now)
         if wait > 0:
             minutes = max(1, round(wait / 60))
-            self._record(
-                request,
-                OAuthResponse(429, b"", []),
-                LOGON,
-                "authorize",
-                user_name=username,
-                detail="throttled",
-            )
+            self._record(request, LOGON, "authorize", user_name=username, detail="throttled")
             return self._sign_in(
                 request,
                 grant,
@@ -479,18 +475,11 @@ class IssuerApp:
         if user is None:
             self.throttle.failed(username, request.client_ip, now)
             log.info("failed sign-in from %s", request.client_ip)
-            self._record(
-                request,
-                OAuthResponse(200, b"", []),
-                LOGON,
-                "authorize",
-                user_name=username,
-                detail="login_failed",
-            )
+            self._record(request, LOGON, "authorize", user_name=username, detail="login_failed")
             return self._sign_in(request, grant, raw_query, cookie, error=BAD_CREDENTIALS, username=username)
         self.throttle.succeeded(username)
         request.user = user
-        self._record(request, OAuthResponse(200, b"", []), LOGON, "authorize", user_name=username)
+        self._record(request, LOGON, "authorize", user_name=username)
         return await self._work(self.server.decide, request, grant, user)
 
 
