@@ -44,21 +44,11 @@ from typing import Any
 import orjson
 
 from apishield.detect.blocks import Block, BlockList, find_block
+from apishield.services.cancellation import cancelling
 
-__all__ = ["RedisBlockStore", "cancelling"]
+__all__ = ["RedisBlockStore"]
 
 logger = logging.getLogger("apishield.blocks")
-
-
-def cancelling() -> bool:
-    """True when the running task is being cancelled.
-
-    A retry loop that catches ``OSError`` also catches ``TimeoutError``, which
-    is what redis-py's internal timeouts turn a cancellation into when the two
-    race; such a loop must then stop instead of retrying.
-    """
-    task = asyncio.current_task()
-    return task is not None and task.cancelling() > 0
 
 
 class RedisBlockStore:

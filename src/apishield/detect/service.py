@@ -53,6 +53,7 @@ from apishield.detect.alerts import (
 )
 from apishield.detect.blocks import BlockList, BlockStore, make_block, open_block_store, target_of
 from apishield.detect.webhook import WebhookSender
+from apishield.services.cancellation import stop_tasks
 
 if TYPE_CHECKING:
     from apishield.config.model import Config
@@ -236,12 +237,7 @@ class DetectionService:
         if self.stream is not None:
             await self.stream.stop()
             self.stream = None
-        for task in self._tasks:
-            task.cancel()
-        if self._tasks:  # bounded: a cancellation lost inside a Redis read must not hang a shutdown
-            _, stuck = await asyncio.wait(self._tasks, timeout=5)
-            if stuck:
-                logger.error("detection service: %d task(s) did not stop within 5 s", len(stuck))
+        await stop_tasks(self._tasks, "detection service", logger)
         self._tasks.clear()
         await self.webhooks.stop()
         await self.blocks.close()

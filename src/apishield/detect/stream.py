@@ -59,7 +59,7 @@ from typing import Any
 import orjson
 
 from apishield.config.detection import StreamPolicy
-from apishield.detect.blocks_redis import cancelling
+from apishield.services.cancellation import cancelling, stop_tasks
 
 __all__ = ["GROUP", "EventStream", "project"]
 
@@ -311,12 +311,7 @@ class EventStream:
         # the flag (a blocking read returns within a second) and the wait here is bounded.
         self._stopping = True
         self._wake.set()
-        for task in self._tasks:
-            task.cancel()
-        if self._tasks:
-            _, stuck = await asyncio.wait(self._tasks, timeout=5)
-            if stuck:
-                logger.error("event stream %s: %d task(s) did not stop within 5 s", self.name, len(stuck))
+        await stop_tasks(self._tasks, f"event stream {self.name}", logger)
         self._tasks.clear()
         await self.flush()
         if self._release is not None:

@@ -48,6 +48,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from apishield.ratelimit.gcra import LimitCall, LimitResult
+from apishield.services.cancellation import stop_tasks
 
 __all__ = ["SCRIPT", "RedisLimiter", "key_slot"]
 
@@ -226,9 +227,7 @@ class RedisLimiter:
     async def stop(self) -> None:
         task, self._task = self._task, None
         if task is not None:
-            task.cancel()
-            # bounded: redis-py can lose a cancellation inside a read, and a shutdown must not hang
-            await asyncio.wait([task], timeout=5)
+            await stop_tasks([task], "rate-limit store", logger)
         queued, self._queue = self._queue, []
         for _, waiter in queued:
             if waiter is not None and not waiter.done():

@@ -43,6 +43,7 @@ from apishield.core.effects import (
     RefreshKeys,
 )
 from apishield.services.apikey_store import APIKeyStore, open_api_key_store
+from apishield.services.cancellation import cancelling, stop_tasks
 from apishield.services.http_fetch import Fetcher
 from apishield.services.revocation_store import RevocationStore, open_revocation_store
 
@@ -93,12 +94,7 @@ class EffectRunner:
         ]
 
     async def stop(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        if self._tasks:  # bounded: a cancellation lost inside a client library must not hang a shutdown
-            _, stuck = await asyncio.wait(self._tasks, timeout=5)
-            if stuck:
-                logger.error("%d background task(s) did not stop within 5 s", len(stuck))
+        await stop_tasks(self._tasks, "background refresh", logger)
         self._tasks = []
         with contextlib.suppress(Exception):
             await self._flush_used()
@@ -119,9 +115,7 @@ class EffectRunner:
             except asyncio.CancelledError:
                 raise
             except Exception:  # keep the loop alive; the state records failures
-                task = asyncio.current_task()
-                if task is not None and task.cancelling():
-                    # redis-py can turn a cancellation into a timeout or connection error
+                if cancelling():  # redis-py can turn a cancellation into a timeout or connection error
                     raise asyncio.CancelledError from None
                 logger.exception("background task failed")
 
